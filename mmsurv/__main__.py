@@ -1,0 +1,7 @@
+"""``python -m mmsurv`` is the ``mmsurv`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

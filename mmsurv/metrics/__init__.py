@@ -1,0 +1,43 @@
+"""Survival, classification and agreement metrics: numpy in, float or array out.
+
+Convention used everywhere: ``risk`` is a risk score, **higher risk = earlier event**.
+"""
+
+from __future__ import annotations
+
+from .agreement import CorrelationResult, icc, pearson, spearman
+from .bootstrap import BootstrapResult, bootstrap_ci, resample_counts
+from .censoring import CensoringDistribution, fit_censoring_distribution
+from .classification import (
+    DeLongResult,
+    average_precision,
+    delong_test,
+    multiclass_average_precision,
+    multiclass_roc_auc,
+    roc_auc,
+)
+from .concordance import concordance_index, uno_concordance_index
+from .time_dependent import brier_score, integrated_brier_score, time_dependent_auc
+
+__all__ = [
+    "BootstrapResult",
+    "CensoringDistribution",
+    "CorrelationResult",
+    "DeLongResult",
+    "average_precision",
+    "bootstrap_ci",
+    "brier_score",
+    "concordance_index",
+    "delong_test",
+    "fit_censoring_distribution",
+    "icc",
+    "integrated_brier_score",
+    "multiclass_average_precision",
+    "multiclass_roc_auc",
+    "pearson",
+    "resample_counts",
+    "roc_auc",
+    "spearman",
+    "time_dependent_auc",
+    "uno_concordance_index",
+]

@@ -1,0 +1,129 @@
+"""LASSO / elastic-net Cox regression with a cross-validated penalty: feature selection.
+
+With hundreds of mutated genes or CpG sites and a few dozen events, an unpenalised Cox
+model cannot be fitted; the L1 penalty shrinks most coefficients to exactly zero and
+keeps the features that carry prognostic signal. The penalty strength is chosen by K-fold
+cross-validation on the training set (Harrell's C on the held-out fold), never on test data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold
+from sksurv.linear_model import CoxnetSurvivalAnalysis
+
+from ..metrics import concordance_index
+from ..validation import check_survival
+
+__all__ = ["LassoCoxResult", "fit_lasso_cox"]
+
+
+@dataclass
+class LassoCoxResult:
+    """A penalised Cox model with its cross-validation curve.
+
+    Attributes
+    ----------
+    selected : list of str
+        Features with a non-zero coefficient at the chosen penalty.
+    coefficients : Series
+        Coefficients (on standardised features) of every feature.
+    alpha : float
+        Chosen penalty.
+    cv_table : DataFrame
+        ``alpha``, ``mean_c_index``, ``sd_c_index`` and ``n_selected`` along the path.
+    mean, scale : Series
+        Training means and standard deviations used to standardise features.
+    """
+
+    selected: list[str]
+    coefficients: pd.Series
+    alpha: float
+    cv_table: pd.DataFrame
+    mean: pd.Series
+    scale: pd.Series
+
+    def risk(self, features: pd.DataFrame) -> np.ndarray:
+        """Linear predictor for new patients (higher = earlier event)."""
+        standardised = (features[self.coefficients.index] - self.mean) / self.scale
+        return standardised.to_numpy() @ self.coefficients.to_numpy()
+
+
+def _fit_path(x: np.ndarray, y: np.ndarray, l1_ratio: float, alphas: np.ndarray | None) -> CoxnetSurvivalAnalysis:
+    model = CoxnetSurvivalAnalysis(l1_ratio=l1_ratio, alphas=alphas, n_alphas=50, alpha_min_ratio=0.01, max_iter=100000)
+    return model.fit(x, y)
+
+
+def fit_lasso_cox(
+    features: pd.DataFrame,
+    time: np.ndarray,
+    event: np.ndarray,
+    *,
+    l1_ratio: float = 1.0,
+    n_folds: int = 5,
+    seed: int = 0,
+    one_standard_error: bool = False,
+) -> LassoCoxResult:
+    """Fit a LASSO (``l1_ratio=1``) or elastic-net Cox model, penalty chosen by cross-validation.
+
+    Parameters
+    ----------
+    features : DataFrame, shape (n_patients, n_features)
+        Numeric features without missing values.
+    time, event : array-like, shape (n_patients,)
+        Follow-up time and event indicator (1 = event).
+    l1_ratio : float in (0, 1], default 1.0
+        1 is the LASSO; smaller values mix in a ridge penalty (elastic net).
+    n_folds : int, default 5
+        Folds, stratified by event status.
+    seed : int, default 0
+    one_standard_error : bool, default False
+        Choose the largest penalty whose C-index is within one standard error of the best
+        (sparser model), as ``glmnet``'s ``lambda.1se``.
+
+    Returns
+    -------
+    LassoCoxResult
+    """
+    time, event, _ = check_survival(time, event)
+    if features.isna().any().any():
+        bad = features.columns[features.isna().any()].tolist()
+        raise ValueError(f"features contain missing values in columns {bad[:5]}")
+    if len(features) != len(time):
+        raise ValueError(f"length mismatch: features={len(features)}, time={len(time)}")
+    mean, scale = features.mean(), features.std(ddof=0).replace(0, 1.0)
+    x = ((features - mean) / scale).to_numpy(dtype=float)
+    y = np.array(list(zip(event, time)), dtype=[("event", bool), ("time", float)])
+    alphas = _fit_path(x, y, l1_ratio, None).alphas_
+
+    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    scores = np.full((n_folds, len(alphas)), np.nan)
+    for k, (train, valid) in enumerate(folds.split(x, event)):
+        path = _fit_path(x[train], y[train], l1_ratio, alphas)
+        for a, coefficients in enumerate(path.coef_.T):
+            try:
+                scores[k, a] = concordance_index(time[valid], event[valid], x[valid] @ coefficients)
+            except ValueError:  # fold without comparable pairs
+                pass
+    mean_c, sd_c = np.nanmean(scores, axis=0), np.nanstd(scores, axis=0) / np.sqrt(n_folds)
+    best = int(np.nanargmax(mean_c))
+    if one_standard_error:
+        within = np.flatnonzero(mean_c >= mean_c[best] - sd_c[best])
+        best = int(within.min())  # alphas are decreasing: the first is the largest penalty
+
+    final = _fit_path(x, y, l1_ratio, alphas)
+    coefficients = pd.Series(final.coef_[:, best], index=features.columns)
+    cv_table = pd.DataFrame(
+        {"alpha": alphas, "mean_c_index": mean_c, "sd_c_index": sd_c, "n_selected": (final.coef_ != 0).sum(axis=0)}
+    )
+    return LassoCoxResult(
+        selected=coefficients.index[coefficients != 0].tolist(),
+        coefficients=coefficients,
+        alpha=float(alphas[best]),
+        cv_table=cv_table,
+        mean=mean,
+        scale=scale,
+    )
