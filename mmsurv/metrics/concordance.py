@@ -25,6 +25,18 @@ __all__ = ["concordance_index", "uno_concordance_index"]
 _EVENT_BLOCK = 512
 
 
+def _rows_before(values: np.ndarray) -> np.ndarray:
+    """``out[k] = values[:k].sum(axis=0)`` for k = 0..n (a row-wise cumulative sum with a leading zero row).
+
+    A loop of whole-row additions: for (n, n_batches) arrays it is several times faster than
+    ``np.cumsum(axis=0)``, which does not vectorise across the rows' entries.
+    """
+    out = np.zeros((values.shape[0] + 1, values.shape[1]), dtype=values.dtype)
+    for k in range(values.shape[0]):
+        np.add(out[k], values[k], out=out[k + 1])
+    return out
+
+
 def concordance_sums(
     time: np.ndarray,
     event: np.ndarray,
@@ -56,7 +68,8 @@ def concordance_sums(
     list, so the comparable totals are suffix sums. For the concordant totals we use
     ``[r_i > r_j] + 1/2 [r_i = r_j] = (sign(r_i - r_j) + 1) / 2``: one matrix product of the
     signs with the weights, block of events by block of events, gives every batch at once.
-    Weights are bootstrap counts, so float32 sums of them are exact (below 2**24).
+    Weights are bootstrap counts and signs are -1, 0 or 1, so float32 sums of them are
+    exact (below 2**24).
     """
     n = len(time)
     if weights is None:
@@ -65,26 +78,26 @@ def concordance_sums(
         event_weight = np.ones(n)
     order = np.argsort(time, kind="stable")
     time, event, risk, event_weight = time[order], event[order], risk[order], event_weight[order]
-    dtype = np.float64 if weights.shape[0] == 1 else np.float32
-    w = np.ascontiguousarray(weights[:, order].T, dtype=dtype)  # (n, n_batches)
+    w = np.ascontiguousarray(weights.astype(np.float32).T)[order]  # (n, n_batches), sorted by time
     # integer ranks keep every tie and every order of the risks, and are exact in float32
-    risk_rank = np.unique(risk, return_inverse=True)[1].astype(dtype)
+    risk_rank = np.unique(risk, return_inverse=True)[1].astype(np.float32)
     events = np.flatnonzero(event & (event_weight > 0))
 
     # comparable totals: weights after each event's time group, plus censored patients tied with it
     group_start = np.searchsorted(time, time[events], side="left")
     group_end = np.searchsorted(time, time[events], side="right")
-    weight_before = np.concatenate([np.zeros((1, w.shape[1]), dtype=dtype), np.cumsum(w, axis=0)])
-    partners = (weight_before[-1] - weight_before[group_end]).astype(np.float64)
+    weight_before = _rows_before(w)
+    partners = weight_before[-1] - weight_before[group_end]
     tied_censored = np.flatnonzero(~event & np.isin(time, time[events]))  # usually few
     if tied_censored.size:
-        tied_weight = np.concatenate([np.zeros((1, w.shape[1])), np.cumsum(w[tied_censored], axis=0, dtype=np.float64)])
+        tied_weight = _rows_before(w[tied_censored])
         tied_times = time[tied_censored]
         lo = np.searchsorted(tied_times, time[events], side="left")
         hi = np.searchsorted(tied_times, time[events], side="right")
         partners += tied_weight[hi] - tied_weight[lo]
-    row_weight = w[events].astype(np.float64) * event_weight[events, None]
-    comparable = np.einsum("eb,eb->b", row_weight, partners)
+    row_weight, pair_weight = w[events], event_weight[events]
+    # count products are exact in float32; the event weights and the totals are applied in float64
+    comparable = pair_weight @ (row_weight * partners).astype(np.float64)
 
     # signed totals: sum_j [comparable] w_j sign(r_i - r_j), one block of events at a time
     signed = np.empty_like(partners)
@@ -99,7 +112,7 @@ def concordance_sums(
         head_comparable = (time[head] > t_i) | ((time[head] == t_i) & ~event[head])
         sign[:, : head.stop - head.start] *= head_comparable
         signed[start:stop] = sign @ w[first_col:]
-    concordant = 0.5 * np.einsum("eb,eb->b", row_weight, signed + partners)
+    concordant = 0.5 * (pair_weight @ (row_weight * (signed + partners)).astype(np.float64))
     return concordant, comparable
 
 

@@ -1,0 +1,74 @@
+"""The runner: parameter parsing, notebook discovery, and a failing notebook reported by name."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from mmsurv.runner import discover_notebooks, parse_parameter, run_notebooks
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("seed=3", ("seed", 3)), ("smoke=true", ("smoke", True)), ("lr=1e-3", ("lr", 0.001)), ("project=LUAD", ("project", "LUAD")), ("name='x y'", ("name", "x y"))],
+)
+def test_parse_parameter(text, expected):
+    assert parse_parameter(text) == expected
+
+
+def test_parse_parameter_rejects_malformed():
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        parse_parameter("seed")
+
+
+def test_discover_by_prefix_and_reject_unknown():
+    assert discover_notebooks(["00"])[0].stem == "00_survival_primer"
+    with pytest.raises(ValueError, match="matches no notebook"):
+        discover_notebooks(["99"])
+
+
+def _write_notebook(path, body):
+    parameters = nbformat.v4.new_code_cell("seed = 0\nsmoke = False\nresults_dir = '.'", metadata={"tags": ["parameters"]})
+    nb = nbformat.v4.new_notebook(cells=[parameters, nbformat.v4.new_code_cell(body)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_failing_notebook_is_reported_with_its_error(tmp_path):
+    good = _write_notebook(
+        tmp_path / "01_good.ipynb",
+        "from mmsurv.record import record_metrics\n"
+        "record_metrics(results_dir, metrics={'x': 1}, headline={'x': 1.0}, parameters={'seed': seed, 'smoke': smoke})",
+    )
+    bad = _write_notebook(tmp_path / "02_bad.ipynb", "raise RuntimeError('planted failure')")
+    runs = run_notebooks([str(good), str(bad)], smoke=True, results_root=tmp_path / "results", progress_bar=False)
+    assert [r.status for r in runs] == ["ok", "failed"]
+    assert runs[0].headline == {"x": 1.0} and runs[0].device is None
+    assert "RuntimeError: planted failure" in runs[1].error
+    recorded = json.loads((tmp_path / "results" / "01_good" / "metrics.json").read_text())
+    assert recorded["parameters"]["smoke"] is True  # the runner's --smoke reached the notebook
+    assert (tmp_path / "results" / "02_bad" / "02_bad.ipynb").exists()  # the executed copy shows the error
+    summary = (tmp_path / "results" / "summary.md").read_text()
+    assert "FAILED 02_bad" in summary and "planted failure" in summary
+
+
+def test_cli_exits_non_zero_and_names_the_failing_notebook(tmp_path):
+    bad = _write_notebook(tmp_path / "03_broken.ipynb", "1 / 0")
+    result = subprocess.run(
+        [sys.executable, "-m", "mmsurv", "run", str(bad), "--no-progress", "--results", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert "03_broken" in result.stdout and "ZeroDivisionError" in result.stdout
+
+
+def test_cli_rejects_unknown_notebook():
+    result = subprocess.run([sys.executable, "-m", "mmsurv", "run", "no_such_notebook"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "matches no notebook" in result.stderr

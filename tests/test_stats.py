@@ -1,0 +1,117 @@
+"""Survival statistics: Cox against published R results, log-rank by hand, LASSO-Cox, calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from lifelines.datasets import load_rossi
+
+from mmsurv import stats
+from mmsurv.simulate import simulate_cohort
+
+
+def test_cox_matches_r_coxph_on_rossi():
+    # R: coxph(Surv(week, arrest) ~ fin + age + race + wexp + mar + paro + prio, data = Rossi)
+    # (Fox & Weisberg, "Cox proportional-hazards regression for survival data in R", 2011)
+    r_coefficients = {"fin": -0.37942, "age": -0.05744, "race": 0.31390, "wexp": -0.14980, "mar": -0.43370, "paro": -0.08487, "prio": 0.09150}
+    result = stats.fit_cox(load_rossi(), "week", "arrest")
+    fitted = np.log(result.table["hazard_ratio"])
+    for name, coefficient in r_coefficients.items():
+        assert fitted[name] == pytest.approx(coefficient, abs=2e-4)
+    assert (result.table.ci_low < result.table.hazard_ratio).all() and (result.table.hazard_ratio < result.table.ci_high).all()
+
+
+def test_proportional_hazards_check_flags_rossi_age():
+    # Fox & Weisberg: cox.zph flags age (p ~ 0.007) and wexp in the Rossi data
+    result = stats.fit_cox(load_rossi(), "week", "arrest")
+    check = stats.proportional_hazards_check(result)
+    assert check.loc["age", "p_value"] < 0.05
+    assert check.loc["fin", "p_value"] > 0.05
+
+
+def _logrank_by_hand(time, event, groups):
+    """Two-group log-rank statistic: sum(O - E)^2 / sum(V) over distinct event times."""
+    g = groups == groups[0]
+    o_minus_e, variance = 0.0, 0.0
+    for t in np.unique(time[event == 1]):
+        at_risk = time >= t
+        n, n1 = at_risk.sum(), (at_risk & g).sum()
+        d = ((time == t) & (event == 1)).sum()
+        d1 = ((time == t) & (event == 1) & g).sum()
+        o_minus_e += d1 - d * n1 / n
+        if n > 1:
+            variance += d * (n1 / n) * (1 - n1 / n) * (n - d) / (n - 1)
+    return o_minus_e**2 / variance
+
+
+def test_logrank_matches_hand_computation():
+    rossi = load_rossi()
+    result = stats.logrank(rossi.week, rossi.arrest, rossi.fin)
+    assert result.statistic == pytest.approx(_logrank_by_hand(rossi.week.to_numpy(), rossi.arrest.to_numpy(), rossi.fin.to_numpy()), rel=1e-8)
+    assert result.degrees_of_freedom == 1
+
+
+def test_logrank_needs_two_groups():
+    with pytest.raises(ValueError, match="two groups"):
+        stats.logrank([1, 2, 3], [1, 0, 1], ["a", "a", "a"])
+
+
+def test_fit_cox_rejects_missing_values():
+    data = load_rossi().astype(float)
+    data.loc[0, "age"] = np.nan
+    with pytest.raises(ValueError, match="missing values"):
+        stats.fit_cox(data, "week", "arrest")
+
+
+def test_risk_cutoff_is_learned_on_training_only():
+    train_risk = np.arange(10.0)
+    cutoff = stats.fit_risk_cutoff(train_risk)
+    assert cutoff.cutoff == pytest.approx(4.5)
+    # a shifted test set keeps the training threshold: everybody is "high"
+    assert (cutoff.assign(train_risk + 100) == "high").all()
+    assert stats.fit_risk_cutoff(train_risk, quantile=0.75).cutoff == pytest.approx(6.75)
+    with pytest.raises(ValueError, match="quantile"):
+        stats.fit_risk_cutoff(train_risk, quantile=1.5)
+
+
+def test_high_vs_low_hazard_ratio_on_planted_signal():
+    patients = simulate_cohort(600, seed=3).patients
+    groups = stats.fit_risk_cutoff(patients.true_risk).assign(patients.true_risk)
+    hr = stats.high_vs_low_hazard_ratio(patients.time, patients.event, groups)
+    assert hr.hazard_ratio > 2 and hr.ci_low > 1.5
+    adjusted = stats.high_vs_low_hazard_ratio(patients.time, patients.event, groups, patients[["age"]])
+    assert adjusted.hazard_ratio > 1.5
+
+
+def test_lasso_cox_selects_planted_features_over_noise():
+    patients = simulate_cohort(500, seed=1).patients
+    rng = np.random.default_rng(0)
+    noise = pd.DataFrame(rng.normal(size=(len(patients), 20)), columns=[f"noise_{i}" for i in range(20)])
+    features = pd.concat([patients[["proliferation", "immune", "invasion"]], noise], axis=1)
+    result = stats.fit_lasso_cox(features, patients.time, patients.event, seed=0, one_standard_error=True)
+    assert {"proliferation", "immune", "invasion"} <= set(result.selected)
+    assert len([f for f in result.selected if f.startswith("noise")]) <= 3
+    assert result.coefficients["proliferation"] > 0 and result.coefficients["immune"] < 0
+    assert result.cv_table.mean_c_index.max() > 0.68
+    assert result.risk(features).shape == (len(patients),)
+
+
+def test_oracle_survival_is_calibrated():
+    cohort = simulate_cohort(3000, seed=2)
+    at = 3 * 365.25
+    predicted = cohort.oracle_survival([at])[:, 0]
+    table = stats.calibration_at_time(cohort.patients.time, cohort.patients.event, predicted, at, n_bins=5)
+    assert len(table) == 5
+    assert np.abs(table.predicted - table.observed).max() < 0.06
+    assert ((table.observed_low <= table.observed) & (table.observed <= table.observed_high)).all()
+
+
+def test_kaplan_meier_plot_draws_each_group():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rossi = load_rossi()
+    ax = stats.plot_kaplan_meier(rossi.week, rossi.arrest, rossi.fin.map({0: "no aid", 1: "aid"}), time_unit="weeks")
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert any(label.startswith("aid") for label in labels) and any(label.startswith("no aid") for label in labels)
