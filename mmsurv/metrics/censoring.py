@@ -15,7 +15,23 @@ import numpy as np
 
 from ..validation import check_survival
 
-__all__ = ["CensoringDistribution", "fit_censoring_distribution"]
+__all__ = ["CensoringDistribution", "fit_censoring_distribution", "risk_set_counts"]
+
+
+def risk_set_counts(time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Counts behind every Kaplan-Meier estimate, at each unique time.
+
+    Returns
+    -------
+    unique_times, n_exiting, n_events, n_at_risk : ndarray
+        Unique times (ascending); patients whose follow-up ends there; events there;
+        patients still followed just before it.
+    """
+    unique_times, inverse = np.unique(time, return_inverse=True)
+    n_exiting = np.bincount(inverse, minlength=len(unique_times))
+    n_events = np.bincount(inverse, weights=event, minlength=len(unique_times))
+    n_at_risk = len(time) - np.concatenate([[0], np.cumsum(n_exiting)[:-1]])
+    return unique_times, n_exiting, n_events, n_at_risk
 
 
 @dataclass(frozen=True)
@@ -67,11 +83,8 @@ def fit_censoring_distribution(time: np.ndarray, event: np.ndarray) -> Censoring
     CensoringDistribution
     """
     time, event, _ = check_survival(time, event, require_events=False, prefix="train_")
-    unique_times, inverse = np.unique(time, return_inverse=True)
-    n_total = np.bincount(inverse, minlength=len(unique_times))
-    n_events = np.bincount(inverse, weights=event, minlength=len(unique_times))
-    n_censored = n_total - n_events
-    at_risk = len(time) - np.concatenate([[0], np.cumsum(n_total)[:-1]])
+    unique_times, n_exiting, n_events, at_risk = risk_set_counts(time, event)
+    n_censored = n_exiting - n_events
     # deaths at a tied time leave the risk set before the censorings are counted
     at_risk_for_censoring = at_risk - n_events
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..validation import check_scores, check_survival
-from .censoring import fit_censoring_distribution
+from .censoring import fit_censoring_distribution, risk_set_counts
 
 __all__ = ["time_dependent_auc", "brier_score", "integrated_brier_score"]
 
@@ -99,10 +99,7 @@ def time_dependent_auc(
 
 
 def _kaplan_meier_at(time: np.ndarray, event: np.ndarray, times: np.ndarray) -> np.ndarray:
-    unique_times, inverse = np.unique(time, return_inverse=True)
-    n_total = np.bincount(inverse, minlength=len(unique_times))
-    n_events = np.bincount(inverse, weights=event, minlength=len(unique_times))
-    at_risk = len(time) - np.concatenate([[0], np.cumsum(n_total)[:-1]])
+    unique_times, _, n_events, at_risk = risk_set_counts(time, event)
     survival = np.cumprod(1.0 - n_events / at_risk)
     index = np.searchsorted(unique_times, times, side="right") - 1
     return np.where(index >= 0, survival[np.clip(index, 0, None)], 1.0)
