@@ -125,7 +125,9 @@ def run_notebook(
     output_dir.mkdir(parents=True, exist_ok=True)
     values = {"smoke": smoke, **(parameters or {}), "results_dir": str(output_dir)}
     # the kernel is started as "python": make sure that is this environment's interpreter
-    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    interpreter_dir = str(Path(sys.executable).parent)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != interpreter_dir:
+        os.environ["PATH"] = interpreter_dir + os.pathsep + os.environ.get("PATH", "")
     start = time.perf_counter()
     error = None
     try:

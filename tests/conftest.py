@@ -52,7 +52,3 @@ def real_survival(request):
     assert len(np.unique(risk)) < len(risk), "fixture should contain tied risks"
     return request.param, np.asarray(time), np.asarray(event), np.asarray(risk)
 
-
-def structured(time, event):
-    """scikit-survival's structured survival array."""
-    return np.array(list(zip(np.asarray(event, bool), np.asarray(time, float))), dtype=[("event", bool), ("time", float)])

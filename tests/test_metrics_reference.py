@@ -13,9 +13,9 @@ from lifelines.utils import concordance_index as lifelines_c
 from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sksurv import metrics as sk
+from sksurv.util import Surv
 
 from mmsurv import metrics
-from tests.conftest import structured
 
 TOL = 1e-6
 
@@ -37,7 +37,7 @@ def test_harrell_c_matches_lifelines_and_sksurv(real_survival):
 def test_uno_c_matches_sksurv(real_survival, tau_quantile):
     _, time, event, risk = real_survival
     tau = None if tau_quantile is None else float(np.quantile(time, tau_quantile))
-    y = structured(time, event)
+    y = Surv.from_arrays(event, time)
     # evaluate on the patients followed no longer than the training maximum (G is defined there)
     test = time < time.max()
     expected = sk.concordance_index_ipcw(y, y[test], risk[test], tau=tau)[0]
@@ -47,7 +47,7 @@ def test_uno_c_matches_sksurv(real_survival, tau_quantile):
 
 def test_time_dependent_auc_matches_sksurv(real_survival):
     _, time, event, risk = real_survival
-    y = structured(time, event)
+    y = Surv.from_arrays(event, time)
     times = np.quantile(time[event == 1], [0.2, 0.4, 0.6, 0.8])
     expected, expected_mean = sk.cumulative_dynamic_auc(y, y, risk, times)
     auc, mean_auc = metrics.time_dependent_auc(time, event, risk, times, train_time=time, train_event=event)
@@ -57,7 +57,7 @@ def test_time_dependent_auc_matches_sksurv(real_survival):
 
 def test_brier_and_integrated_brier_match_sksurv(real_survival):
     _, time, event, risk = real_survival
-    y = structured(time, event)
+    y = Surv.from_arrays(event, time)
     times = np.quantile(time[event == 1], [0.1, 0.3, 0.5, 0.7])
     # a survival probability that decreases with risk and with time, inside (0, 1)
     scaled = (risk - risk.min()) / (np.ptp(risk) + 1e-12)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 from sksurv.linear_model import CoxnetSurvivalAnalysis
+from sksurv.util import Surv
 
 from ..metrics import concordance_index
 from ..validation import check_survival
@@ -96,7 +97,7 @@ def fit_lasso_cox(
         raise ValueError(f"length mismatch: features={len(features)}, time={len(time)}")
     mean, scale = features.mean(), features.std(ddof=0).replace(0, 1.0)
     x = ((features - mean) / scale).to_numpy(dtype=float)
-    y = np.array(list(zip(event, time)), dtype=[("event", bool), ("time", float)])
+    y = Surv.from_arrays(event, time)
     alphas = _fit_path(x, y, l1_ratio, None).alphas_
 
     folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
