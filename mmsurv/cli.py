@@ -1,4 +1,12 @@
-"""Command line: ``mmsurv run [NOTEBOOK ...] [--smoke] [-p NAME=VALUE ...]``."""
+"""Command line.
+
+``mmsurv run [NOTEBOOK ...] [--smoke] [-p NAME=VALUE ...]``
+    Execute notebooks headless and summarise their metrics.
+``mmsurv generate [COHORT ...] [--size smoke|full] [--seed N]``
+    Write the virtual cohorts' files (slides, DICOM, NIfTI, GDC tables) into the data folder.
+``mmsurv fetch MANIFEST --dest DIR``
+    Download a public cohort described by a manifest in ``data_manifests/``.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +29,57 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results", type=Path, default=PROJECT_ROOT / "results", help="results folder (default: results/)")
     run.add_argument("--cell-timeout", type=int, default=3600, help="seconds any one cell may run (default 3600)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    generate = commands.add_parser("generate", help="write the virtual cohorts' files in the real formats")
+    generate.add_argument("cohorts", nargs="*", help="brca, lung_tcga, cesc, lung_ct (default: all)")
+    generate.add_argument("--size", choices=["smoke", "full"], default="smoke")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--data-dir", type=Path, default=None, help="default: $MMSURV_DATA or data/")
+    fetch = commands.add_parser("fetch", help="download a public cohort described by a manifest (resumable, md5-verified)")
+    fetch.add_argument("manifest", type=Path, help="a file in data_manifests/, or its name without .toml")
+    fetch.add_argument("--dest", type=Path, required=True, help="destination folder")
+    fetch.add_argument("--only", action="append", default=None, metavar="SOURCE", help="fetch only this source (repeatable)")
+    fetch.add_argument("--gdc-api", default=None, help="GDC API base URL (a mirror or test server)")
+    fetch.add_argument("--tcia-api", default=None, help="NBIA API base URL (a mirror or test server)")
+    fetch.add_argument("--retries", type=int, default=3)
+    fetch.add_argument("--list", action="store_true", help="only resolve the manifest and list the files")
     return parser
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import time
+
+    from .virtual import COHORTS, virtual_cohort_files
+
+    unknown = sorted(set(args.cohorts) - set(COHORTS))
+    if unknown:
+        print(f"mmsurv generate: unknown cohort(s) {unknown}; choose from {list(COHORTS)}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    for name in args.cohorts or COHORTS:
+        dataset = virtual_cohort_files(name, seed=args.seed, size=args.size, data_dir=args.data_dir)
+        print(f"{name:10s} {dataset.info['n_patients']:5d} patients {dataset.info['n_files']:6d} files  {dataset.root}")
+    print(f"done in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from .fetch import FetchError, fetch_manifest, load_manifest, resolve_manifest
+
+    manifest = args.manifest
+    if not manifest.is_file() and (PROJECT_ROOT / "data_manifests" / f"{manifest}.toml").is_file():
+        manifest = PROJECT_ROOT / "data_manifests" / f"{manifest}.toml"
+    overrides = {k: v for k, v in (("gdc", args.gdc_api), ("tcia", args.tcia_api)) if v}
+    try:
+        if args.list:
+            for remote in resolve_manifest(load_manifest(manifest), api_overrides=overrides, only=args.only):
+                print(f"{remote.size or '?':>12} {remote.md5 or '-':32s} {remote.path}")
+            return 0
+        summary = fetch_manifest(manifest, args.dest, api_overrides=overrides, only=args.only, retries=args.retries)
+    except (FetchError, ValueError, FileNotFoundError) as error:
+        print(f"mmsurv fetch: {error}", file=sys.stderr)
+        return 1
+    print(f"fetched {summary['fetched']}, already present {summary['skipped']}; lock file in {args.dest}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         print(format_summary(runs))
         print(f"\nresults written to {Path(args.results).resolve()}")
         return 0 if all(run.status == "ok" for run in runs) else 1
+    if args.command == "generate":
+        return _generate(args)
+    if args.command == "fetch":
+        return _fetch(args)
     return 2
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_path
 from .environment import environment_report
 
 __all__ = ["results_folder", "save_figure", "record_metrics", "read_metrics"]
@@ -92,9 +92,8 @@ def record_metrics(
         "environment": environment_report(device),
     }
     target = folder / "metrics.json"
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as handle:
-        json.dump(record, handle, indent=2)
-    os.replace(handle.name, target)
+    with atomic_path(target) as partial:
+        partial.write_text(json.dumps(record, indent=2))
     return target
 
 

@@ -30,7 +30,7 @@ import pandas as pd
 
 from .endpoints import event_within
 
-__all__ = ["PLANTED_LOG_HAZARD", "DAYS_PER_YEAR", "VirtualCohort", "simulate_cohort"]
+__all__ = ["PLANTED_LOG_HAZARD", "DAYS_PER_YEAR", "VirtualCohort", "simulate_cohort", "patient_code"]
 
 DAYS_PER_YEAR = 365.25
 
@@ -61,7 +61,7 @@ class VirtualCohort:
     Attributes
     ----------
     patients : DataFrame
-        One row per patient: ``patient_id``, ``centre``, the latent traits, ``age``,
+        One row per patient: ``patient_id`` (a TCGA-style barcode, ``VIRT-01-0000``), ``centre``, the latent traits, ``age``,
         ``grade``, ``stage``, ``treatment``, ``time`` (days), ``event`` (1 = death),
         ``true_risk`` (the oracle log-hazard), ``died_within_2y`` and ``died_within_3y``
         (NaN when censored earlier), ``recurrence_time`` and ``recurrence_event``.
@@ -91,6 +91,20 @@ class VirtualCohort:
         times = np.atleast_1d(np.asarray(times, dtype=float))
         cumulative_hazard = self.weibull_scale * times[None, :] ** self.weibull_shape
         return np.exp(-cumulative_hazard * np.exp(rows["true_risk"].to_numpy())[:, None])
+
+
+def patient_code(centre: int, index: int, project: str = "VIRT") -> str:
+    """A TCGA-style patient barcode for a virtual patient: ``VIRT-<centre>-<index in base 36>``.
+
+    The centre plays the role of TCGA's tissue source site, so the kit's barcode helpers
+    (:mod:`mmsurv.io.barcodes`) work on virtual and real patients alike.
+    """
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    code = ""
+    for _ in range(4):
+        index, remainder = divmod(index, 36)
+        code = digits[remainder] + code
+    return f"{project}-{centre:02d}-{code}"
 
 
 def _weibull_times(rng: np.random.Generator, log_hazard: np.ndarray, shape: float, scale: float) -> np.ndarray:
@@ -133,8 +147,8 @@ def simulate_cohort(
     -------
     VirtualCohort
     """
-    if n_patients < 10:
-        raise ValueError(f"n_patients must be at least 10, got {n_patients}")
+    if not 10 <= n_patients <= 36**4:
+        raise ValueError(f"n_patients must be between 10 and 36**4 (four base-36 digits), got {n_patients}")
     if n_centres < 1:
         raise ValueError(f"n_centres must be at least 1, got {n_centres}")
     rng = np.random.default_rng(seed)
@@ -181,7 +195,7 @@ def simulate_cohort(
 
     patients = pd.DataFrame(
         {
-            "patient_id": [f"VC-{seed:04d}-{i:05d}" for i in range(n_patients)],
+            "patient_id": [patient_code(c + 1, i) for c, i in zip(centre_index, range(n_patients))],
             "centre": [f"C{c + 1}" for c in centre_index],
             "proliferation": proliferation,
             "immune": immune,

@@ -52,3 +52,11 @@ def real_survival(request):
     assert len(np.unique(risk)) < len(risk), "fixture should contain tied risks"
     return request.param, np.asarray(time), np.asarray(event), np.asarray(risk)
 
+
+
+@pytest.fixture(scope="session")
+def virtual_files():
+    """The smoke-size virtual cohorts on disk, written once (cached in the data folder across runs)."""
+    from mmsurv.virtual import virtual_cohort_files
+
+    return {name: virtual_cohort_files(name, seed=0, size="smoke", progress=False) for name in ("brca", "lung_tcga", "cesc", "lung_ct")}

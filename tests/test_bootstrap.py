@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from lifelines.utils import concordance_index as lifelines_c
 
 from mmsurv import metrics
-from mmsurv.metrics.bootstrap import _looped, resample_counts
+from mmsurv.metrics.bootstrap import resample_counts
 
 
 def _data(n=300, seed=0):

@@ -1,0 +1,340 @@
+"""GDC (Genomic Data Commons) tables: mutations, expression, methylation, clinical, sample sheets.
+
+TCGA data come from the GDC as one file per sample, named by a file UUID, inside a folder of
+that UUID; the *sample sheet* saved with a download says which file belongs to which sample.
+The readers below take files exactly as the GDC serves them:
+
+``*.wxs.aliquot_ensemble_masked.maf.gz``
+    Masked somatic mutations (MAF): gzip, ``#`` comment lines, then a tab-separated table.
+``*.rna_seq.augmented_star_gene_counts.tsv``
+    STAR gene counts: a ``# gene-model: GENCODE v36`` line, a header, four ``N_*`` summary
+    rows, then one row per gene (versioned Ensembl ids; ``unstranded``, ``tpm_unstranded``,
+    ``fpkm_unstranded`` ... columns).
+``*.methylation_array.sesame.level3betas.txt``
+    SeSAMe beta values: two columns (probe, beta), no header, ``NA`` for masked probes.
+``clinical.tsv``
+    From a clinical cart download: columns prefixed by entity (``demographic.vital_status``),
+    several rows per case (one per diagnosis / treatment), ``'--`` for missing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import zlib
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .barcodes import patient_barcode
+from .errors import DataFormatError
+
+__all__ = [
+    "NON_SILENT",
+    "MAF_REQUIRED",
+    "read_maf",
+    "mutation_matrix",
+    "read_star_counts",
+    "expression_matrix",
+    "read_methylation_betas",
+    "methylation_matrix",
+    "read_gdc_clinical",
+    "read_sample_sheet",
+    "sample_files",
+]
+
+#: Variant classifications counted as protein-altering (maftools' default "non-synonymous" set).
+NON_SILENT: tuple[str, ...] = (
+    "Frame_Shift_Del",
+    "Frame_Shift_Ins",
+    "Splice_Site",
+    "Translation_Start_Site",
+    "Nonsense_Mutation",
+    "Nonstop_Mutation",
+    "In_Frame_Del",
+    "In_Frame_Ins",
+    "Missense_Mutation",
+)
+MAF_REQUIRED = ("Hugo_Symbol", "Variant_Classification", "Tumor_Sample_Barcode")
+_STAR_REQUIRED = ("gene_id", "gene_name", "gene_type", "unstranded", "tpm_unstranded", "fpkm_unstranded")
+_GDC_MISSING = ["'--", "--", "", "NA", "not reported", "Not Reported", "Unknown", "unknown"]
+
+
+def _text_lines(path: Path) -> str:
+    """The file's text, gunzipped when needed; a damaged file raises a DataFormatError naming it."""
+    if not path.is_file():
+        raise DataFormatError(path, "no such file")
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        return raw.decode("utf-8")
+    except (EOFError, OSError, zlib.error, UnicodeDecodeError) as error:
+        raise DataFormatError(path, f"cannot be read: {type(error).__name__}: {error} (truncated or corrupt?)") from error
+
+
+def read_maf(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a MAF file (plain or gzip); all columns kept as strings.
+
+    Raises
+    ------
+    DataFormatError
+        Missing / corrupt file, or a table without the required columns
+        (``Hugo_Symbol``, ``Variant_Classification``, ``Tumor_Sample_Barcode``).
+    """
+    path = Path(path)
+    body = "".join(line for line in _text_lines(path).splitlines(keepends=True) if not line.startswith("#"))
+    if not body.strip():
+        raise DataFormatError(path, "has no MAF table after its comment lines")
+    table = pd.read_csv(io.StringIO(body), sep="\t", dtype=str, keep_default_na=False, na_values=[""])
+    missing = [c for c in MAF_REQUIRED if c not in table.columns]
+    if missing:
+        raise DataFormatError(path, f"is not a MAF: missing required column(s) {missing}")
+    table.attrs["source"] = str(path)
+    return table
+
+
+def mutation_matrix(
+    maf: pd.DataFrame | Iterable[pd.DataFrame],
+    *,
+    patients: Iterable[str] | None = None,
+    genes: Iterable[str] | None = None,
+    classifications: Iterable[str] = NON_SILENT,
+    unknown: str = "raise",
+) -> pd.DataFrame:
+    """Patients x genes matrix: 1 where the patient's tumour carries a counted variant.
+
+    Parameters
+    ----------
+    maf : DataFrame or iterable of DataFrames
+        From :func:`read_maf` (one per file, as the GDC serves them, or concatenated).
+    patients : iterable of str, optional
+        Rows of the result, in order. Patients without any variant get a row of zeros -
+        a MAF lists only what was found, so pass the sequenced patients here.
+    genes : iterable of str, optional
+        Columns of the result; default every gene with a counted variant.
+    classifications : iterable of str, default :data:`NON_SILENT`
+        ``Variant_Classification`` values counted.
+    unknown : {"raise", "drop"}, default "raise"
+        What to do with MAF samples whose patient is not in ``patients``.
+
+    Returns
+    -------
+    DataFrame of int8
+    """
+    frames = [maf] if isinstance(maf, pd.DataFrame) else list(maf)
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(MAF_REQUIRED))
+    tumour = table["Tumor_Sample_Barcode"].astype(str)
+    table = table.assign(patient=[patient_barcode(b) for b in tumour])
+    counted = table[table["Variant_Classification"].isin(list(classifications))]
+    if patients is not None:
+        patients = list(patients)
+        strangers = sorted(set(table["patient"]) - set(patients))
+        if strangers and unknown == "raise":
+            raise ValueError(f"the MAF has {len(strangers)} patient(s) not in `patients`: {strangers[:5]}; pass unknown='drop' to ignore them")
+        counted = counted[counted["patient"].isin(patients)]
+    rows = patients if patients is not None else sorted(table["patient"].unique())
+    columns = list(genes) if genes is not None else sorted(counted["Hugo_Symbol"].unique())
+    matrix = pd.crosstab(counted["patient"], counted["Hugo_Symbol"]).clip(upper=1)
+    return matrix.reindex(index=rows, columns=columns, fill_value=0).fillna(0).astype(np.int8).rename_axis(index="patient", columns="gene")
+
+
+def read_star_counts(path: str | os.PathLike) -> pd.DataFrame:
+    """Read one GDC STAR gene-counts file.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by Ensembl gene id without version (``ENSG00000141510``), columns
+        ``gene_name``, ``gene_type``, ``unstranded`` (counts), ``tpm_unstranded``,
+        ``fpkm_unstranded``. The ``N_*`` summary rows are in ``attrs["summary"]``.
+    """
+    path = Path(path)
+    text = _text_lines(path)
+    lines = text.splitlines()
+    comments = [line for line in lines if line.startswith("#")]
+    body = "\n".join(line for line in lines if not line.startswith("#"))
+    table = pd.read_csv(io.StringIO(body), sep="\t")
+    missing = [c for c in _STAR_REQUIRED if c not in table.columns]
+    if missing:
+        raise DataFormatError(path, f"is not a STAR gene-counts file: missing column(s) {missing}")
+    summary_rows = table["gene_id"].astype(str).str.startswith("N_")
+    genes = table[~summary_rows].copy()
+    if genes.empty:
+        raise DataFormatError(path, "has no gene rows")
+    genes["gene_id"] = genes["gene_id"].astype(str).str.split(".").str[0]
+    genes = genes.set_index("gene_id")[list(_STAR_REQUIRED[1:])]
+    if genes["unstranded"].isna().any() or (genes["unstranded"] < 0).any():
+        raise DataFormatError(path, "has missing or negative counts")
+    genes.attrs["summary"] = table[summary_rows].set_index("gene_id")["unstranded"].to_dict()
+    genes.attrs["gene_model"] = comments[0].lstrip("# ").strip() if comments else ""
+    return genes
+
+
+def expression_matrix(files: Mapping[str, str | os.PathLike], *, value: str = "log2_tpm", gene_names: bool = True) -> pd.DataFrame:
+    """Genes x samples expression from STAR-counts files.
+
+    Parameters
+    ----------
+    files : mapping sample id -> path
+        E.g. from :func:`sample_files`.
+    value : {"log2_tpm", "tpm", "counts", "fpkm"}, default "log2_tpm"
+        ``log2_tpm`` is log2(TPM + 1).
+    gene_names : bool, default True
+        Index by gene symbol (TPM and counts of symbols shared by several Ensembl ids are
+        summed) instead of Ensembl id.
+
+    Returns
+    -------
+    DataFrame
+    """
+    column = {"log2_tpm": "tpm_unstranded", "tpm": "tpm_unstranded", "counts": "unstranded", "fpkm": "fpkm_unstranded"}
+    if value not in column:
+        raise ValueError(f"value must be one of {sorted(column)}, got {value!r}")
+    series = {}
+    for sample, path in files.items():
+        table = read_star_counts(path)
+        values = table[column[value]]
+        if gene_names:
+            values = values.groupby(table["gene_name"]).sum()
+        series[sample] = values
+    matrix = pd.DataFrame(series)
+    if value == "log2_tpm":
+        matrix = np.log2(matrix + 1.0)
+    return matrix.rename_axis(index="gene" if gene_names else "gene_id", columns="sample")
+
+
+def read_methylation_betas(path: str | os.PathLike) -> pd.Series:
+    """Read a SeSAMe beta-value file: probe id -> beta in [0, 1], NaN for masked probes."""
+    path = Path(path)
+    text = _text_lines(path)
+    table = pd.read_csv(io.StringIO(text), sep="\t", header=None, na_values=["NA"], keep_default_na=False)
+    if table.shape[1] != 2:
+        raise DataFormatError(path, f"expected two columns (probe, beta) without a header, found {table.shape[1]}")
+    betas = pd.to_numeric(table[1], errors="coerce")
+    if betas.isna().sum() > table[1].isin(["NA"]).sum() + table[1].isna().sum():
+        raise DataFormatError(path, "has beta values that are not numbers (a header line?)")
+    if ((betas < 0) | (betas > 1)).any():
+        raise DataFormatError(path, "has beta values outside [0, 1]")
+    return pd.Series(betas.to_numpy(), index=table[0].astype(str), name=path.name).rename_axis("probe")
+
+
+def methylation_matrix(files: Mapping[str, str | os.PathLike]) -> pd.DataFrame:
+    """CpG probes x samples beta values (NaN where masked)."""
+    return pd.DataFrame({sample: read_methylation_betas(path) for sample, path in files.items()}).rename_axis(columns="sample")
+
+
+def _column(table: pd.DataFrame, name: str, path: Path, required: bool = True, numeric: bool = False) -> pd.Series | None:
+    """A GDC clinical field, with or without an entity prefix.
+
+    A cart download names it ``diagnoses.days_to_last_follow_up``; the API's TSV flattens
+    lists as ``diagnoses.0.days_to_last_follow_up``, ``diagnoses.1....``. Several matching
+    columns are combined: the largest number, or the first value present.
+    """
+    matches = [c for c in table.columns if c == name or c.endswith("." + name)]
+    if not matches:
+        if required:
+            raise DataFormatError(path, f"has no {name!r} column (looked for it with and without an entity prefix)")
+        return None
+    if numeric:
+        return table[matches].apply(pd.to_numeric, errors="coerce").max(axis=1)
+    return table[matches].bfill(axis=1).iloc[:, 0]
+
+
+def read_gdc_clinical(path: str | os.PathLike) -> pd.DataFrame:
+    """One row per case from a GDC ``clinical.tsv``, with overall survival by the GDC rule.
+
+    Overall survival: a case is an event when ``vital_status`` is ``Dead``; its time is
+    ``days_to_death`` for the dead and the largest ``days_to_last_follow_up`` over the case's
+    rows otherwise.
+
+    Returns
+    -------
+    DataFrame
+        ``patient`` (the case's submitter id, a TCGA patient barcode), ``case_id``,
+        ``project``, ``vital_status``, ``os_time`` (days, NaN when unknown), ``os_event``,
+        and ``age``, ``gender``, ``stage`` where present.
+
+    Raises
+    ------
+    DataFormatError
+        Missing columns, or negative survival times (the message names the cases).
+    """
+    path = Path(path)
+    text = _text_lines(path)
+    raw = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, na_values=_GDC_MISSING, keep_default_na=False)
+    submitter_columns = [c for c in raw.columns if c in ("cases.submitter_id", "submitter_id", "case_submitter_id")]
+    if not submitter_columns:
+        raise DataFormatError(path, "has no case submitter id column ('cases.submitter_id', 'submitter_id' or 'case_submitter_id')")
+    submitter = raw[submitter_columns[0]]
+    table = pd.DataFrame(
+        {
+            "patient": submitter,
+            "case_id": _column(raw, "case_id", path),
+            "project": _column(raw, "project_id", path, required=False),
+            "vital_status": _column(raw, "vital_status", path),
+            "days_to_death": _column(raw, "days_to_death", path, numeric=True),
+            "days_to_last_follow_up": _column(raw, "days_to_last_follow_up", path, numeric=True),
+        }
+    )
+    for field, name in (("age_at_index", "age"), ("gender", "gender"), ("ajcc_pathologic_stage", "stage"), ("figo_stage", "figo_stage")):
+        values = _column(raw, field, path, required=False, numeric=name == "age")
+        if values is not None:
+            table[name] = values
+    cases = table.groupby("patient", sort=False).agg(
+        {
+            "case_id": "first",
+            "project": "first",
+            "vital_status": "first",
+            "days_to_death": "max",
+            "days_to_last_follow_up": "max",
+            **{c: "first" for c in ("age", "gender", "stage", "figo_stage") if c in table},
+        }
+    )
+    dead = cases["vital_status"].str.lower().eq("dead")
+    cases["os_event"] = dead.astype(int)
+    cases["os_time"] = np.where(dead, cases["days_to_death"], cases["days_to_last_follow_up"])
+    negative = cases.index[cases["os_time"] < 0].tolist()
+    if negative:
+        raise DataFormatError(path, f"negative survival time for {len(negative)} case(s): {negative[:5]}")
+    return cases.reset_index()
+
+
+def read_sample_sheet(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a GDC sample sheet (the TSV saved with a download) with snake_case column names."""
+    path = Path(path)
+    table = pd.read_csv(io.StringIO(_text_lines(path)), sep="\t", dtype=str)
+    table.columns = [c.strip().lower().replace(" ", "_") for c in table.columns]
+    missing = [c for c in ("file_id", "file_name", "data_type", "case_id", "sample_id") if c not in table.columns]
+    if missing:
+        raise DataFormatError(path, f"is not a GDC sample sheet: missing column(s) {missing}")
+    return table
+
+
+def sample_files(sheet: pd.DataFrame, root: str | os.PathLike, data_type: str) -> dict[str, Path]:
+    """Sample id -> file path for one GDC data type, checking that every file is there.
+
+    Parameters
+    ----------
+    sheet : DataFrame
+        From :func:`read_sample_sheet`.
+    root : path-like
+        The download folder holding ``<file_id>/<file_name>``.
+    data_type : str
+        e.g. ``"Gene Expression Quantification"``, ``"Masked Somatic Mutation"``,
+        ``"Methylation Beta Value"``, ``"Slide Image"``.
+    """
+    root = Path(root)
+    rows = sheet[sheet["data_type"] == data_type]
+    if rows.empty:
+        raise ValueError(f"the sample sheet lists no {data_type!r} files; it has {sorted(sheet['data_type'].unique())}")
+    files = {}
+    for _, row in rows.iterrows():
+        path = root / row["file_id"] / row["file_name"]
+        if not path.is_file():
+            raise DataFormatError(path, f"listed in the sample sheet for sample {row['sample_id']} but not on disk")
+        files[row["sample_id"]] = path
+    return files

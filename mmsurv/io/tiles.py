@@ -1,0 +1,153 @@
+"""Tiles of whole-slide images as a PyTorch ``Dataset``, read lazily and in strips.
+
+Nothing is read when the dataset is built: each tile is read from its slide when a
+``DataLoader`` asks for it, in whichever worker process asks. Slide handles are opened per
+process (OpenSlide handles cannot cross a ``fork``) and kept open.
+
+Batched reads: PyTorch's ``DataLoader`` hands a whole batch of indices to
+``Dataset.__getitems__`` when a dataset defines it. When those indices are neighbouring tiles
+of one slide row - as they are when embedding every tile in order - we read the whole strip
+with one ``read_region`` call and cut it up, instead of one call per tile. With a shuffled
+sampler the batch falls back to one read per tile. ``benchmarks/tiling.py`` measures both.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from .slides import Slide, TileGrid, open_slide
+
+__all__ = ["TileDataset", "tile_table"]
+
+
+def tile_table(grids: Sequence[TileGrid], slide_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Stack the tiles of several slides into one table with a ``slide`` column (index into ``grids``)."""
+    frames = []
+    for index, grid in enumerate(grids):
+        frame = grid.tiles.copy()
+        frame.insert(0, "slide", index)
+        frame.insert(1, "slide_id", slide_ids[index] if slide_ids is not None else grid.slide_path.stem)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["slide", "slide_id", "x", "y", "row", "col", "tissue_fraction"])
+    return pd.concat(frames, ignore_index=True)
+
+
+class TileDataset(Dataset):
+    """Tiles from one or more slides, each returned as a float tensor in [0, 1].
+
+    Parameters
+    ----------
+    grids : TileGrid or sequence of TileGrid
+        Tile grids made by :func:`mmsurv.io.slides.tile_grid` (one per slide).
+    targets : array-like, optional
+        One target per tile (e.g. the slide's label repeated on each of its tiles).
+    transform : callable, optional
+        Applied to each ``(3, H, W)`` tensor (e.g. torchvision augmentations).
+    backend : {"auto", "openslide", "tiffslide"}, default "auto"
+        See :func:`mmsurv.io.slides.open_slide`.
+    max_strip : int, default 16
+        Longest run of neighbouring tiles read with a single ``read_region`` call.
+    uint8 : bool, default False
+        Return uint8 images (0-255) instead of float32 in [0, 1]: a quarter of the bytes to
+        move between processes and onto a GPU, converted there with ``.float() / 255``.
+
+    Each item is a dict: ``image`` (3 x tile_px x tile_px tensor), ``index`` (the tile's row
+    in :attr:`tiles`) and, when ``targets`` were given, ``target``.
+    """
+
+    def __init__(
+        self,
+        grids: TileGrid | Sequence[TileGrid],
+        *,
+        targets: Sequence[float] | np.ndarray | None = None,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        backend: str = "auto",
+        max_strip: int = 16,
+        uint8: bool = False,
+    ) -> None:
+        self.grids = [grids] if isinstance(grids, TileGrid) else list(grids)
+        self.tiles = tile_table(self.grids)
+        if targets is not None:
+            targets = np.asarray(targets, dtype=np.float32)
+            if len(targets) != len(self.tiles):
+                raise ValueError(f"targets has {len(targets)} entries for {len(self.tiles)} tiles")
+        self.targets = targets
+        self.transform = transform
+        self.backend = backend
+        self.max_strip = max(1, int(max_strip))
+        self.uint8 = uint8
+        self._columns = {name: self.tiles[name].to_numpy() for name in ("slide", "x", "y", "row", "col")}
+        self._open: dict[int, Slide] = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def _slide(self, index: int) -> Slide:
+        if os.getpid() != self._pid:  # a forked DataLoader worker: open our own handles
+            self._open, self._pid = {}, os.getpid()
+        if index not in self._open:
+            grid = self.grids[index]
+            self._open[index] = open_slide(grid.slide_path, backend=self.backend)
+        return self._open[index]
+
+    def _item(self, index: int, pixels: np.ndarray) -> dict[str, Any]:
+        grid = self.grids[self._columns["slide"][index]]
+        if pixels.shape[0] != grid.tile_px:
+            pixels = np.asarray(Image.fromarray(pixels).resize((grid.tile_px, grid.tile_px), Image.Resampling.BILINEAR))
+        image = torch.from_numpy(np.require(pixels, requirements=["C", "W"])).permute(2, 0, 1)
+        if not self.uint8:
+            image = image.float().div_(255.0)
+        if self.transform is not None:
+            image = self.transform(image)
+        item: dict[str, Any] = {"image": image, "index": index}
+        if self.targets is not None:
+            item["target"] = torch.tensor(self.targets[index])
+        return item
+
+    def read_tile(self, index: int) -> np.ndarray:
+        """RGB pixels of one tile as stored (``read_px`` square), uint8."""
+        grid = self.grids[self._columns["slide"][index]]
+        x, y = self._columns["x"][index], self._columns["y"][index]
+        return self._slide(self._columns["slide"][index]).read_region(x, y, grid.level, grid.read_px, grid.read_px)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self._item(int(index), self.read_tile(int(index)))
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """Read a batch, merging runs of horizontally adjacent tiles into strip reads."""
+        indices = [int(i) for i in indices]
+        slide, row, col = self._columns["slide"], self._columns["row"], self._columns["col"]
+        items: list[dict[str, Any]] = []
+        start = 0
+        while start < len(indices):
+            end = start + 1
+            while (
+                end < len(indices)
+                and end - start < self.max_strip
+                and slide[indices[end]] == slide[indices[start]]
+                and row[indices[end]] == row[indices[start]]
+                and col[indices[end]] == col[indices[end - 1]] + 1
+            ):
+                end += 1
+            run = indices[start:end]
+            if len(run) == 1:
+                items.append(self[run[0]])
+            else:
+                grid = self.grids[slide[run[0]]]
+                first = run[0]
+                strip = self._slide(slide[first]).read_region(
+                    self._columns["x"][first], self._columns["y"][first], grid.level, grid.read_px * len(run), grid.read_px
+                )
+                for offset, index in enumerate(run):
+                    items.append(self._item(index, strip[:, offset * grid.read_px : (offset + 1) * grid.read_px]))
+            start = end
+        return items

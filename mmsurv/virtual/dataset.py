@@ -1,0 +1,475 @@
+"""Write a virtual cohort to disk in the real formats, once, and find it again.
+
+``virtual_cohort_files("brca", seed=0, size="smoke")`` returns a :class:`VirtualDataset`
+whose folder looks like a real download:
+
+=============  =====================================================================
+cohort         files
+=============  =====================================================================
+``brca``       GDC: diagnostic slides (SVS), STAR counts, clinical TSV, sample sheet
+``lung_tcga``  GDC: LUAD + LUSC slides, STAR counts (with normal tissue samples),
+               SeSAMe betas, masked MAFs, clinical TSV, sample sheet
+``cesc``       GDC: slides, masked MAFs, clinical TSV, sample sheet; pelvic MRI
+               (T2-like, diffusion-like, tumour masks; NIfTI) and report text
+``lung_ct``    TCIA-style: CT DICOM series + RTSTRUCT (``GTV-1``) for a radiotherapy
+               and a surgery collection, test-retest rescans, a second reader's
+               contours, NSCLC-Radiomics-style clinical CSVs
+=============  =====================================================================
+
+plus ``truth.tsv``: the planted latent traits and oracle risk of every patient, which the
+notebooks use only to show the best achievable result.
+
+The folder is keyed by cohort, seed and size, written under a temporary name and renamed
+when complete, so an interrupted run never leaves a half-written cohort that looks done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..environment import PROJECT_ROOT
+from ..simulate import simulate_cohort
+from .ct import reader_mask, render_ct, tumour_shape, write_ct_series, write_rtstruct
+from .geometry import ScanGeometry
+from .mri import pelvic_tumour, render_mri
+from .omics import gene_panel, simulate_expression, simulate_methylation, simulate_mutations, write_maf, write_methylation_betas, write_star_counts
+from .reports import mri_report
+from .slide_writer import write_virtual_slide
+from .tables import file_uuid, write_gdc_clinical, write_nsclc_clinical, write_sample_sheet
+from .tissue import tissue_recipe
+
+__all__ = ["COHORTS", "SIZES", "CohortSize", "VirtualDataset", "virtual_cohort_files", "default_data_dir", "GENERATOR_VERSION"]
+
+#: Bump when the files a cohort contains change, so cached cohorts are regenerated.
+GENERATOR_VERSION = 1
+COHORTS = ("brca", "lung_tcga", "cesc", "lung_ct")
+
+
+@dataclass(frozen=True)
+class CohortSize:
+    """How big each modality is written."""
+
+    n_patients: int
+    slide_mm: float
+    slide_mpp: float
+    ct: ScanGeometry
+    mri: ScanGeometry
+    n_rescans: int
+    n_background_genes: int
+    n_probes: int
+
+
+SIZES: dict[str, CohortSize] = {
+    "smoke": CohortSize(48, slide_mm=1.2, slide_mpp=1.0, ct=ScanGeometry(96, 3.5, 36, 4.0), mri=ScanGeometry(64, 3.0, 16, 5.0),
+                        n_rescans=12, n_background_genes=200, n_probes=300),
+    "full": CohortSize(300, slide_mm=2.4, slide_mpp=0.5, ct=ScanGeometry(160, 2.0, 64, 2.5), mri=ScanGeometry(128, 1.5, 24, 4.0),
+                       n_rescans=32, n_background_genes=1000, n_probes=2000),
+}
+
+
+@dataclass
+class VirtualDataset:
+    """A virtual cohort on disk.
+
+    Attributes
+    ----------
+    name : str
+    root : Path
+    truth : DataFrame
+        One row per patient: ids, centre, latent traits, clinical variables, outcomes and
+        ``true_risk`` (the oracle log-hazard).
+    info : dict
+        What ``cohort.json`` records: seed, size, generator version, file counts, seconds.
+    """
+
+    name: str
+    root: Path
+    truth: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gdc(self) -> Path:
+        """GDC-style download folder (``<file_id>/<file_name>``, ``clinical.tsv``, ``gdc_sample_sheet.tsv``)."""
+        return self.root / "gdc"
+
+    @property
+    def tcia(self) -> Path:
+        """TCIA-style collections (``<collection>/<PatientID>/<study>/<series>/*.dcm``)."""
+        return self.root / "tcia"
+
+    @property
+    def mri(self) -> Path:
+        return self.root / "mri"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+
+def default_data_dir() -> Path:
+    """``$MMSURV_DATA`` if set, else ``data/`` in the project."""
+    return Path(os.environ.get("MMSURV_DATA", PROJECT_ROOT / "data"))
+
+
+def virtual_cohort_files(
+    name: str,
+    *,
+    seed: int = 0,
+    size: str = "smoke",
+    data_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> VirtualDataset:
+    """The files of a virtual cohort, written on first use and read from the cache afterwards.
+
+    Parameters
+    ----------
+    name : {"brca", "lung_tcga", "cesc", "lung_ct"}
+    seed : int, default 0
+    size : {"smoke", "full"}
+    data_dir : path-like, optional
+        Default :func:`default_data_dir`; the cohort lives in ``virtual/<name>-seed<seed>-<size>``.
+    workers : int, optional
+        Processes for slides and scans; default ``min(2, cpu count)``.
+    progress : bool, default True
+
+    Returns
+    -------
+    VirtualDataset
+    """
+    if name not in COHORTS:
+        raise ValueError(f"unknown virtual cohort {name!r}; choose from {COHORTS}")
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
+    root = Path(data_dir or default_data_dir()) / "virtual" / f"{name}-seed{seed}-{size}"
+    marker = root / "cohort.json"
+    if marker.is_file():
+        info = json.loads(marker.read_text())
+        if info.get("generator_version") == GENERATOR_VERSION:
+            return VirtualDataset(name, root, pd.read_csv(root / "truth.tsv", sep="\t"), info)
+    partial = root.with_name(f".{root.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    started = time.perf_counter()
+    writer = _WRITERS[name]
+    try:
+        truth = writer(partial, _cohort_seed(name, seed), SIZES[size], _Pool(workers, progress, name))
+        truth.to_csv(partial / "truth.tsv", sep="\t", index=False)
+        info = {
+            "cohort": name, "seed": seed, "size": size, "generator_version": GENERATOR_VERSION,
+            "n_patients": int(len(truth)), "n_files": sum(1 for p in partial.rglob("*") if p.is_file()),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        (partial / "cohort.json").write_text(json.dumps(info, indent=2))
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(partial, root)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return VirtualDataset(name, root, truth, info)
+
+
+def _cohort_seed(name: str, seed: int) -> int:
+    return 1000 * seed + COHORTS.index(name)
+
+
+class _Pool:
+    """Runs per-patient writers in a few processes, with a progress bar."""
+
+    def __init__(self, workers: int | None, progress: bool, label: str) -> None:
+        self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+        self.progress = progress
+        self.label = label
+
+    def run(self, function: Callable[..., Any], jobs: Iterable[tuple], what: str) -> list[Any]:
+        from tqdm.auto import tqdm
+
+        jobs = list(jobs)
+        bar = tqdm(total=len(jobs), desc=f"{self.label}: {what}", leave=False, disable=not self.progress)
+        try:
+            if self.workers <= 1 or len(jobs) < 4:
+                results = []
+                for job in jobs:
+                    results.append(function(*job))
+                    bar.update()
+                return results
+            with ProcessPoolExecutor(self.workers) as pool:
+                futures = [pool.submit(function, *job) for job in jobs]
+                results = []
+                for future in futures:
+                    results.append(future.result())
+                    bar.update()
+                return results
+        finally:
+            bar.close()
+
+
+# ---------------------------------------------------------------- per-patient jobs (run in worker processes)
+
+
+def _slide_job(path: str, proliferation: float, immune: float, size: CohortSize, seed: int, extra: dict[str, float]) -> None:
+    recipe = tissue_recipe(proliferation, immune, width_um=size.slide_mm * 1000, height_um=size.slide_mm * 1000, seed=seed, **extra)
+    write_virtual_slide(path, recipe, size.slide_mpp, metadata={"Filename": Path(path).stem})
+
+
+def _ct_job(folder: str, patient: dict[str, Any], geometry: ScanGeometry, rescan: bool, second_reader_folder: str | None) -> dict[str, float]:
+    tumour = tumour_shape(patient["proliferation"], patient["invasion"], seed=patient["tumour_seed"], geometry=geometry)
+    ids = {"patient_id": patient["patient_id"], "sex": patient["sex"]}
+    scans = [("scan-1", (0.0, 0.0, 0.0))]
+    if rescan:
+        shift = np.random.default_rng(patient["tumour_seed"] + 3).normal(0, 2.0, size=3)
+        scans.append(("scan-2", tuple(float(s) for s in shift)))
+    for number, (study, offset) in enumerate(scans):
+        uid = f"{patient['patient_id']}/{study}"
+        info = dict(ids, study_uid=_uid(uid, "study"), frame_uid=_uid(uid, "frame"), study_date=f"2008010{number + 1}")
+        hu, true_mask = render_ct(tumour, geometry, scan_seed=patient["tumour_seed"] * 7 + number, offset_mm=offset)
+        series_uid = _uid(uid, "ct")
+        base = Path(folder) / patient["patient_id"] / f"{info['study_date']}-{study}"
+        sop_uids = write_ct_series(base / "1.000000-CT", hu, geometry, info, series_uid=series_uid)
+        write_rtstruct(base / "3.000000-RTSTRUCT" / "1-1.dcm", {"GTV-1": true_mask}, geometry, info,
+                       ct_series_uid=series_uid, ct_sop_uids=sop_uids)
+        if second_reader_folder is not None and number == 0:
+            second = reader_mask(tumour, geometry, reader_seed=patient["tumour_seed"] + 11)
+            target = Path(second_reader_folder) / patient["patient_id"] / f"{info['study_date']}-{study}" / "3.000000-RTSTRUCT-reader2"
+            write_rtstruct(target / "1-1.dcm", {"GTV-1": second}, geometry, info, ct_series_uid=series_uid, ct_sop_uids=sop_uids,
+                           label="reader2")
+    voxel_ml = np.prod(geometry.spacing) / 1000
+    return {"tumour_radius_mm": tumour.radius_mm, "tumour_volume_ml": float(true_mask.sum() * voxel_ml),
+            "heterogeneity_hu": tumour.heterogeneity_hu, "lobulation": tumour.lobe_strength}
+
+
+def _mri_job(folder: str, report_path: str, patient: dict[str, Any], geometry: ScanGeometry, gain: float) -> dict[str, float]:
+    from ..io.nifti import write_nifti
+    from ..io.volumes import Volume
+
+    tumour = pelvic_tumour(patient["proliferation"], patient["invasion"], seed=patient["tumour_seed"])
+    t2, dwi, mask = render_mri(tumour, geometry, scan_seed=patient["tumour_seed"] + 1, scanner_gain=gain)
+    base = Path(folder) / patient["patient_id"]
+    meta = {"patient_id": patient["patient_id"]}
+    for name, array in (("t2w", t2), ("dwi", dwi), ("tumour_mask", mask)):
+        write_nifti(base / f"{name}.nii.gz", Volume(array, geometry.spacing, origin=geometry.origin, metadata=meta))
+    Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(report_path).write_text(mri_report(tumour, seed=patient["tumour_seed"] + 2))
+    return {"tumour_diameter_mm": tumour.max_diameter_mm, "parametrial_invasion": int(tumour.parametrial_invasion),
+            "nodes": tumour.nodes, "diffusion_restriction": tumour.restriction}
+
+
+def _uid(*parts: object) -> str:
+    from pydicom.uid import generate_uid
+
+    return generate_uid(entropy_srcs=[str(p) for p in parts])
+
+
+# ---------------------------------------------------------------- cohort writers
+
+
+def _gdc_cohort(seed: int, size: CohortSize, n_patients: int, *, sex_female: float) -> pd.DataFrame:
+    cohort = simulate_cohort(n_patients, seed=seed, n_centres=4)
+    truth = cohort.patients.copy()
+    rng = np.random.default_rng(seed + 5)
+    truth["gender"] = np.where(rng.random(len(truth)) < sex_female, "female", "male")
+    return truth
+
+
+def _barcodes(patient: str, sample: str, analyte: str, plate: int) -> str:
+    return f"{patient}-{sample}-{11 if analyte != 'slide' else 0:02d}{analyte if analyte != 'slide' else ''}-A{plate:03d}-07"
+
+
+def _write_slides(root: Path, truth: pd.DataFrame, size: CohortSize, seed: int, pool: _Pool, project: str,
+                  extra: Callable[[pd.Series], dict[str, float]] | None = None) -> list[dict[str, str]]:
+    rows, jobs = [], []
+    for index, patient in truth.iterrows():
+        slide_barcode = f"{patient['patient_id']}-01Z-00-DX1"
+        file_id = file_uuid(project, slide_barcode)
+        name = f"{slide_barcode}.{file_id.upper()}.svs"
+        jobs.append((str(root / file_id / name), float(patient["proliferation"]), float(patient["immune"]), size,
+                     seed * 10_000 + int(index), extra(patient) if extra else {}))
+        rows.append(_sheet_row(file_id, name, "Biospecimen", "Slide Image", project, patient["patient_id"], f"{patient['patient_id']}-01Z",
+                               "Primary Tumor"))
+    pool.run(_slide_job, jobs, "slides")
+    return rows
+
+
+def _sheet_row(file_id: str, name: str, category: str, data_type: str, project: str, patient: str, sample: str, kind: str) -> dict[str, str]:
+    return {"file_id": file_id, "file_name": name, "data_category": category, "data_type": data_type, "project_id": project,
+            "case_id": patient, "sample_id": sample, "sample_type": kind}
+
+
+def _write_expression(root: Path, samples: pd.DataFrame, panel: Any, seed: int, project_of: Callable[[str], str]) -> list[dict[str, str]]:
+    tpm = simulate_expression(panel, samples.drop(columns=["patient", "sample_type"]), seed=seed)
+    rows = []
+    for number, (sample, info) in enumerate(samples.iterrows()):
+        file_id = file_uuid("expression", sample)
+        name = f"{file_id}.rna_seq.augmented_star_gene_counts.tsv"
+        write_star_counts(root / file_id / name, panel, tpm[sample], seed=seed + number)
+        rows.append(_sheet_row(file_id, name, "Transcriptome Profiling", "Gene Expression Quantification", project_of(info["patient"]),
+                               info["patient"], sample, info["sample_type"]))
+    return rows
+
+
+def _tumour_samples(truth: pd.DataFrame, analyte: str) -> pd.DataFrame:
+    frame = truth.set_index(truth["patient_id"] + "-01A")[["proliferation", "immune", "invasion"]].copy()
+    frame["patient"], frame["sample_type"] = truth["patient_id"].to_numpy(), "Primary Tumor"
+    return frame
+
+
+def _write_brca(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.DataFrame:
+    truth = _gdc_cohort(seed, size, size.n_patients, sex_female=1.0)
+    gdc = root / "gdc"
+    rows = _write_slides(gdc, truth, size, seed, pool, "VIRT-BRCA")
+    panel = gene_panel(size.n_background_genes, seed=seed)
+    rows += _write_expression(gdc, _tumour_samples(truth, "R"), panel, seed, lambda _: "VIRT-BRCA")
+    write_gdc_clinical(gdc / "clinical.tsv", truth, project="VIRT-BRCA", stage_field="ajcc_pathologic_stage", seed=seed)
+    write_sample_sheet(gdc / "gdc_sample_sheet.tsv", pd.DataFrame(rows))
+    return truth
+
+
+_LUNG_MODULES = {
+    "squamous": ("KRT5", "KRT6A", "TP63", "SOX2", "DSG3", "DSC3"),
+    "adeno": ("NKX2-1", "NAPSA", "SFTPB", "MUC1", "CEACAM6"),
+    "normal_lung": ("AGER", "CLDN18", "SFTPC", "CAV1", "FABP4"),
+}
+
+
+def _write_lung_tcga(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.DataFrame:
+    truth = _gdc_cohort(seed, size, size.n_patients, sex_female=0.45)
+    rng = np.random.default_rng(seed + 9)
+    truth["subtype"] = np.where(rng.random(len(truth)) < 0.5, "LUAD", "LUSC")
+    truth["has_normal_sample"] = rng.random(len(truth)) < 0.25
+    project_of = dict(zip(truth["patient_id"], "VIRT-" + truth["subtype"])).__getitem__
+    gdc = root / "gdc"
+    squamous = truth["subtype"].eq("LUSC")
+    rows = []
+    for subtype in ("LUAD", "LUSC"):
+        part = truth[truth["subtype"] == subtype]
+        shape = {"tumour_fraction": 0.65} if subtype == "LUSC" else {"tumour_fraction": 0.4}
+        rows += _write_slides(gdc, part, size, seed + (subtype == "LUSC"), pool, f"VIRT-{subtype}", extra=lambda _p, s=shape: s)
+    samples = _tumour_samples(truth, "R")
+    samples["squamous"] = np.where(squamous, 1.5, -1.0)
+    samples["adeno"] = np.where(squamous, -1.0, 1.5)
+    samples["normal_lung"] = -1.5
+    normals = truth[truth["has_normal_sample"]]
+    normal = pd.DataFrame({"proliferation": -1.5, "immune": 0.0, "invasion": -1.0, "squamous": -1.5, "adeno": -0.5, "normal_lung": 1.5,
+                           "patient": normals["patient_id"].to_numpy(), "sample_type": "Solid Tissue Normal"},
+                          index=normals["patient_id"] + "-11A")
+    samples = pd.concat([samples, normal])
+    panel = gene_panel(size.n_background_genes, seed=seed, extra_factors=_LUNG_MODULES)
+    rows += _write_expression(gdc, samples, panel, seed, project_of)
+    betas = simulate_methylation(samples.drop(columns=["patient", "sample_type"]), n_probes=size.n_probes, seed=seed)
+    for sample, info in samples.iterrows():
+        file_id = file_uuid("methylation", sample)
+        name = f"{file_id}.methylation_array.sesame.level3betas.txt"
+        write_methylation_betas(gdc / file_id / name, betas[sample])
+        rows.append(_sheet_row(file_id, name, "DNA Methylation", "Methylation Beta Value", project_of(info["patient"]), info["patient"],
+                               sample, info["sample_type"]))
+    rows += _write_mutations(gdc, truth, seed, project_of)
+    clinical = truth.copy()
+    for subtype in ("LUAD", "LUSC"):
+        write_gdc_clinical(gdc / f"clinical-{subtype}.tsv", clinical[clinical["subtype"] == subtype], project=f"VIRT-{subtype}",
+                           stage_field="ajcc_pathologic_stage", seed=seed)
+    _concatenate_tables([gdc / "clinical-LUAD.tsv", gdc / "clinical-LUSC.tsv"], gdc / "clinical.tsv")
+    write_sample_sheet(gdc / "gdc_sample_sheet.tsv", pd.DataFrame(rows))
+    return truth
+
+
+def _concatenate_tables(parts: list[Path], target: Path) -> None:
+    pd.concat([pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False) for p in parts]).to_csv(target, sep="\t", index=False)
+    for part in parts:
+        part.unlink()
+
+
+def _write_mutations(gdc: Path, truth: pd.DataFrame, seed: int, project_of: Callable[[str], str]) -> list[dict[str, str]]:
+    factors = truth.set_index("patient_id")[["proliferation", "immune", "invasion"]]
+    variants = simulate_mutations(factors, seed=seed + 3)
+    rows = []
+    for number, patient in enumerate(truth["patient_id"]):
+        tumour, normal = f"{patient}-01A-11D-A{number % 1000:03d}-09", f"{patient}-10A-01D-A{number % 1000:03d}-09"
+        file_id = file_uuid("maf", tumour)
+        name = f"{file_id}.wxs.aliquot_ensemble_masked.maf.gz"
+        write_maf(gdc / file_id / name, variants[variants["sample"] == patient], tumour, normal, seed=seed + number)
+        rows.append(_sheet_row(file_id, name, "Simple Nucleotide Variation", "Masked Somatic Mutation", project_of(patient), patient,
+                               f"{patient}-01A, {patient}-10A", "Primary Tumor, Blood Derived Normal"))
+    return rows
+
+
+def _write_cesc(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.DataFrame:
+    truth = _gdc_cohort(seed, size, size.n_patients, sex_female=1.0)
+    gdc = root / "gdc"
+    rows = _write_slides(gdc, truth, size, seed, pool, "VIRT-CESC")
+    rows += _write_mutations(gdc, truth, seed, lambda _: "VIRT-CESC")
+    write_gdc_clinical(gdc / "clinical.tsv", truth, project="VIRT-CESC", stage_field="figo_stage", seed=seed)
+    write_sample_sheet(gdc / "gdc_sample_sheet.tsv", pd.DataFrame(rows))
+    gains = {centre: g for centre, g in zip(sorted(truth["centre"].unique()), (0.8, 1.0, 1.25, 1.5))}
+    jobs = []
+    for index, patient in truth.iterrows():
+        record = {"patient_id": patient["patient_id"], "proliferation": float(patient["proliferation"]),
+                  "invasion": float(patient["invasion"]), "tumour_seed": seed * 10_000 + int(index)}
+        jobs.append((str(root / "mri"), str(root / "reports" / f"{patient['patient_id']}.txt"), record, size.mri, gains[patient["centre"]]))
+    measured = pool.run(_mri_job, jobs, "MRI and reports")
+    return pd.concat([truth, pd.DataFrame(measured, index=truth.index)], axis=1)
+
+
+def _write_lung_ct(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.DataFrame:
+    cohort = simulate_cohort(int(size.n_patients * 1.5), seed=seed, n_centres=4)
+    truth = cohort.patients.copy()
+    rng = np.random.default_rng(seed + 13)
+    truth["sex"] = np.where(rng.random(len(truth)) < 0.35, "F", "M")
+    truth["collection"] = np.where(truth["treatment"] == "surgery", "NSCLC-Surgery", "NSCLC-Radiomics")
+    counters = {"NSCLC-Radiomics": 0, "NSCLC-Surgery": 0}
+    ids = []
+    for collection in truth["collection"]:
+        counters[collection] += 1
+        ids.append(f"{'VLUNG1' if collection == 'NSCLC-Radiomics' else 'VSURG1'}-{counters[collection]:03d}")
+    truth["patient_id"] = ids
+    truth["tumour_seed"] = seed * 10_000 + np.arange(len(truth))
+    radiotherapy = truth.index[truth["collection"] == "NSCLC-Radiomics"]
+    rescanned = set(radiotherapy[: size.n_rescans])
+    jobs = []
+    for index, patient in truth.iterrows():
+        record = {k: patient[k] for k in ("patient_id", "proliferation", "invasion", "tumour_seed", "sex")}
+        second = str(root / "tcia" / "NSCLC-Radiomics-Interobserver") if index in rescanned else None
+        folder = root / "tcia" / patient["collection"]
+        jobs.append((str(folder), record, size.ct, index in rescanned, second))
+    measured = pd.DataFrame(pool.run(_ct_job, jobs, "CT scans"), index=truth.index)
+    truth = pd.concat([truth, measured], axis=1)
+    truth["rescanned"] = truth.index.isin(list(rescanned))
+    diameter = 2 * truth["tumour_radius_mm"]
+    truth["t_stage"] = 1 + np.searchsorted([30.0, 50.0, 70.0], diameter)
+    truth["n_stage"] = np.clip(np.round(truth["invasion"] + rng.normal(0, 0.6, len(truth)) + 0.5), 0, 3).astype(int)
+    truth["m_stage"] = (rng.random(len(truth)) < 0.03).astype(int)
+    truth["overall_stage"] = [_tnm_stage(t, n, m) for t, n, m in zip(truth["t_stage"], truth["n_stage"], truth["m_stage"])]
+    truth["histology"] = rng.choice(["adenocarcinoma", "squamous cell carcinoma", "large cell", "nos"], size=len(truth), p=[0.35, 0.4, 0.2, 0.05])
+    truth["gender"] = np.where(truth["sex"] == "F", "female", "male")
+    for collection, part in truth.groupby("collection"):
+        write_nsclc_clinical(root / "tcia" / f"{collection}.clinical.csv", part.assign(centre=part["centre"]))
+    return truth
+
+
+def _tnm_stage(t: int, n: int, m: int) -> str:
+    """A simplified AJCC 7th-edition grouping, with NSCLC-Radiomics' spelling (I, II, IIIa, IIIb)."""
+    if m or n == 3 or t == 4 and n >= 2:
+        return "IIIb"
+    if n == 2 or t == 4 or (t == 3 and n == 1):
+        return "IIIa"
+    if n == 1 or t == 3:
+        return "II"
+    return "I"
+
+
+_WRITERS: dict[str, Callable[[Path, int, CohortSize, _Pool], pd.DataFrame]] = {
+    "brca": _write_brca,
+    "lung_tcga": _write_lung_tcga,
+    "cesc": _write_cesc,
+    "lung_ct": _write_lung_ct,
+}

@@ -1,0 +1,186 @@
+"""Slide reader, tissue mask, tile grid and tile dataset, on slides the virtual cohort writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from scipy.stats import spearmanr
+
+from mmsurv.io import DataFormatError
+from mmsurv.io.gdc import read_sample_sheet, sample_files
+from mmsurv.io.slides import open_slide, plot_tile_grid, tile_grid, tissue_mask
+from mmsurv.io.tiles import TileDataset
+from mmsurv.virtual.slide_writer import write_svs
+from mmsurv.virtual.tissue import render_tissue, tissue_recipe
+
+
+@pytest.fixture(scope="module")
+def brca_slides(virtual_files):
+    cohort = virtual_files["brca"]
+    sheet = read_sample_sheet(cohort.gdc / "gdc_sample_sheet.tsv")
+    return cohort, sample_files(sheet, cohort.gdc, "Slide Image")
+
+
+@pytest.mark.parametrize("backend", ["openslide", "tiffslide"])
+def test_virtual_slide_opens_like_an_aperio_file(brca_slides, backend):
+    _, slides = brca_slides
+    with open_slide(next(iter(slides.values())), backend=backend) as slide:
+        assert slide.backend == backend
+        assert slide._handle.properties[f"{backend}.vendor"] == "aperio"  # recognised as Aperio SVS, as TCGA slides are
+        assert slide.mpp == pytest.approx(1.0)
+        assert slide.level_count >= 2
+        assert slide.level_downsamples[1] == pytest.approx(2.0, rel=0.01)
+        width, height = slide.dimensions
+        assert width == height == 1200
+        region = slide.read_region(300, 300, 0, 64, 64)
+        assert region.shape == (64, 64, 3) and region.dtype == np.uint8
+
+
+def test_auto_backend_reads_tiff_family_files_with_tiffslide(brca_slides):
+    _, slides = brca_slides
+    with open_slide(next(iter(slides.values()))) as slide:
+        assert slide.backend == "tiffslide"
+    with pytest.raises(ValueError, match="backend must be one of"):
+        open_slide(next(iter(slides.values())), backend="pillow")
+
+
+def test_backends_return_the_same_pixels(brca_slides):
+    _, slides = brca_slides
+    path = next(iter(slides.values()))
+    with open_slide(path, backend="openslide") as a, open_slide(path, backend="tiffslide") as b:
+        for level in range(a.level_count):
+            assert np.abs(a.read_region(256, 256, level, 96, 96).astype(int) - b.read_region(256, 256, level, 96, 96).astype(int)).max() <= 2
+
+
+def test_pixels_match_the_recipe_at_every_level(tmp_path):
+    recipe = tissue_recipe(0.5, 0.0, width_um=1024, height_um=1024, seed=5)
+    path = write_svs(tmp_path / "s.svs", lambda x, y, w, h, m: render_tissue(recipe, x, y, w, h, m), 1024, 1024, 1.0)
+    with open_slide(path) as slide:
+        for level in range(slide.level_count):
+            mpp = slide.level_mpp(level)
+            read = slide.read_region(128, 128, level, 64, 64).astype(float)
+            expected = render_tissue(recipe, 128.0, 128.0, 64, 64, mpp).astype(float)
+            assert np.abs(read - expected).mean() < 6.0  # JPEG at quality 85
+
+
+def test_tissue_mask_matches_the_rendered_tissue(brca_slides):
+    _, slides = brca_slides
+    with open_slide(next(iter(slides.values()))) as slide:
+        mask = tissue_mask(slide, mpp=8.0)
+        thumbnail = slide.thumbnail(8.0).astype(float)
+        background = np.array([244.0, 243.0, 246.0])
+        truth = np.abs(thumbnail - background).sum(axis=-1) > 40
+        truth = truth[: mask.mask.shape[0], : mask.mask.shape[1]]
+        intersection = (mask.mask & truth).sum()
+        assert intersection / (mask.mask | truth).sum() > 0.85
+        assert 0.2 < mask.tissue_fraction < 0.9
+
+
+def test_tile_grid_keeps_tissue_tiles_inside_the_slide(brca_slides):
+    _, slides = brca_slides
+    with open_slide(next(iter(slides.values()))) as slide:
+        grid = tile_grid(slide, mpp=2.0, tile_px=64, min_tissue=0.6)
+        assert grid.level == 1 and grid.read_px == 64
+        assert len(grid) > 10
+        side = grid.tile_um / slide.mpp
+        assert (grid.tiles["x"] + side <= slide.dimensions[0]).all() and (grid.tiles["y"] + side <= slide.dimensions[1]).all()
+        assert (grid.tiles["tissue_fraction"] >= 0.6).all()
+        loose = tile_grid(slide, mpp=2.0, tile_px=64, min_tissue=0.0)
+        assert len(loose) > len(grid)
+        with pytest.raises(ValueError, match="finer than the scan"):
+            tile_grid(slide, mpp=0.25)
+
+
+def test_tile_dataset_reads_lazily_and_strip_reads_equal_single_reads(brca_slides):
+    _, slides = brca_slides
+    paths = list(slides.values())[:2]
+    grids = []
+    for path in paths:
+        with open_slide(path) as slide:
+            grids.append(tile_grid(slide, mpp=1.5, tile_px=48, min_tissue=0.5))  # 1.5 um/px: read at level 0, resized
+    dataset = TileDataset(grids, targets=np.arange(sum(len(g) for g in grids), dtype=float))
+    assert dataset._open == {}  # nothing opened until a tile is asked for
+    batch = list(range(12))
+    strip = dataset.__getitems__(batch)
+    for index in batch:
+        single = dataset[index]
+        assert single["image"].shape == (3, 48, 48)
+        assert torch.allclose(strip[index]["image"], single["image"], atol=1 / 255)
+        assert single["target"].item() == index
+    loader = torch.utils.data.DataLoader(dataset, batch_size=16, num_workers=2)
+    seen = torch.cat([b["index"] for b in loader])
+    assert sorted(seen.tolist()) == list(range(len(dataset)))
+
+
+def test_planted_proliferation_is_visible_in_the_pixels(brca_slides):
+    cohort, slides = brca_slides
+    truth = cohort.truth.set_index("patient_id")
+    darkness, proliferation = [], []
+    for sample, path in list(slides.items())[:24]:
+        with open_slide(path) as slide:
+            grid = tile_grid(slide, mpp=1.0, tile_px=128, min_tissue=0.9)
+            tiles = TileDataset(grid)
+            pixels = torch.stack([tiles[i]["image"] for i in range(min(len(tiles), 8))])
+        darkness.append(float((pixels.mean(dim=1) < 0.45).float().mean()))  # share of nuclear (dark) pixels
+        proliferation.append(truth.loc[sample[:12], "proliferation"])
+    assert spearmanr(darkness, proliferation).statistic > 0.5
+
+
+def test_plot_tile_grid_outlines_and_heatmap(brca_slides):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    _, slides = brca_slides
+    with open_slide(next(iter(slides.values()))) as slide:
+        grid = tile_grid(slide, mpp=2.0, tile_px=64)
+        assert plot_tile_grid(slide, grid).get_title()
+        plot_tile_grid(slide, grid, values=np.linspace(0, 1, len(grid)))
+        with pytest.raises(ValueError, match="one entry per tile"):
+            plot_tile_grid(slide, grid, values=np.zeros(3))
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def _small_slide(path):
+    recipe = tissue_recipe(0.0, 0.0, width_um=1024, height_um=1024, seed=1)
+    return write_svs(path, lambda x, y, w, h, m: render_tissue(recipe, x, y, w, h, m), 1024, 1024, 1.0)
+
+
+def test_truncated_slide_is_named_and_refused(tmp_path):
+    path = _small_slide(tmp_path / "whole.svs")
+    cut = tmp_path / "cut.svs"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DataFormatError, match=r"cut\.svs.*truncated"):
+        open_slide(cut)
+
+
+def test_corrupt_slide_is_named_and_refused(tmp_path):
+    path = tmp_path / "garbage.svs"
+    path.write_bytes(b"this is not a tiff" * 100)
+    with pytest.raises(DataFormatError, match=r"garbage\.svs.*not a readable TIFF"):
+        open_slide(path)
+    with pytest.raises(DataFormatError, match="no such slide"):
+        open_slide(tmp_path / "absent.svs")
+
+
+def test_huge_tiff_without_pyramid_is_refused(tmp_path):
+    # a 50,000 x 50,000 px single-level TIFF: blank tiles compress to almost nothing
+    blank = np.full((512, 512, 3), 240, dtype=np.uint8)
+    path = tmp_path / "flat.tif"
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        tif.write((blank for _ in range(98 * 98)), shape=(50_000, 50_000, 3), dtype=np.uint8, tile=(512, 512),
+                  compression="deflate", photometric="rgb", metadata=None)
+    with pytest.raises(DataFormatError, match=r"flat\.tif.*no pyramid.*50,000 x 50,000"):
+        open_slide(path)
+
+
+def test_slide_without_resolution_needs_mpp(tmp_path):
+    path = tmp_path / "plain.tif"
+    tifffile.imwrite(path, np.full((256, 256, 3), 200, np.uint8), tile=(128, 128), photometric="rgb", metadata=None)
+    with pytest.raises(DataFormatError, match="no microns-per-pixel"):
+        open_slide(path)
+    with open_slide(path, mpp=0.5) as slide:
+        assert slide.mpp == 0.5

@@ -1,0 +1,227 @@
+"""GDC tables and TCGA barcodes: hand-written files with known answers, and the virtual cohort's files."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from mmsurv.io import DataFormatError
+from mmsurv.io.barcodes import parse_barcode, patient_barcode, sample_barcode, sample_kind
+from mmsurv.io.gdc import (
+    NON_SILENT,
+    expression_matrix,
+    methylation_matrix,
+    mutation_matrix,
+    read_gdc_clinical,
+    read_maf,
+    read_methylation_betas,
+    read_sample_sheet,
+    read_star_counts,
+    sample_files,
+)
+from mmsurv.virtual.omics import PROLIFERATION_GENES
+
+# ---------------------------------------------------------------- barcodes
+
+
+def test_barcodes_split_into_patient_and_sample_type():
+    aliquot = "TCGA-A7-A0CE-01A-11R-A00Z-07"
+    parts = parse_barcode(aliquot)
+    assert (parts.project, parts.tss, parts.participant, parts.sample, parts.analyte, parts.plate, parts.centre) == (
+        "TCGA", "A7", "A0CE", "01", "R", "A00Z", "07")
+    assert patient_barcode(aliquot) == "TCGA-A7-A0CE"
+    assert sample_barcode(aliquot) == "TCGA-A7-A0CE-01A"
+    assert sample_kind(aliquot) == "tumour"
+    assert sample_kind("TCGA-A7-A0CE-11A") == "normal"
+    assert sample_kind("TCGA-A7-A0CE-10A-01D") == "normal"
+    assert parse_barcode("TCGA-A7-A0CE-01Z-00-DX1").slide == "DX1"
+    assert patient_barcode("VIRT-01-00A3-01Z-00-DX1") == "VIRT-01-00A3"  # the virtual cohort's barcodes parse too
+
+
+@pytest.mark.parametrize("bad", ["TCGA-A7", "A7-A0CE-01A", "TCGA_A7_A0CE", "LUNG1-001", ""])
+def test_unknown_barcodes_are_refused(bad):
+    with pytest.raises(ValueError, match="unknown barcode"):
+        patient_barcode(bad)
+
+
+# ---------------------------------------------------------------- MAF
+
+_MAF_HEADER = "#version gdc-1.0.0\n#annotation.spec gdc-2.0.0-aliquot-merged-masked\nHugo_Symbol\tVariant_Classification\tTumor_Sample_Barcode\tHGVSp_Short\n"
+
+
+def _write_maf(path, rows, header=_MAF_HEADER):
+    body = header + "".join("\t".join(r) + "\n" for r in rows)
+    with gzip.open(path, "wt") as handle:
+        handle.write(body)
+    return path
+
+
+def test_mutation_matrix_counts_only_non_silent_variants(tmp_path):
+    maf = read_maf(_write_maf(tmp_path / "a.maf.gz", [
+        ("TP53", "Missense_Mutation", "TCGA-AA-0001-01A-11D-A000-09", "p.R175H"),
+        ("TP53", "Nonsense_Mutation", "TCGA-AA-0001-01A-11D-A000-09", "p.R196*"),  # two hits: still 1
+        ("PIK3CA", "Silent", "TCGA-AA-0001-01A-11D-A000-09", "p.#"),  # '#' inside a value is data, not a comment
+        ("KRAS", "Intron", "TCGA-AA-0002-01A-11D-A000-09", ""),
+        ("KRAS", "Splice_Site", "TCGA-AA-0003-01A-11D-A000-09", ""),
+    ]))
+    assert maf.loc[2, "HGVSp_Short"] == "p.#"
+    matrix = mutation_matrix(maf, patients=["TCGA-AA-0001", "TCGA-AA-0002", "TCGA-AA-0003", "TCGA-AA-0004"])
+    assert matrix.to_dict(orient="index") == {
+        "TCGA-AA-0001": {"KRAS": 0, "TP53": 1},
+        "TCGA-AA-0002": {"KRAS": 0, "TP53": 0},  # an intronic variant does not count
+        "TCGA-AA-0003": {"KRAS": 1, "TP53": 0},
+        "TCGA-AA-0004": {"KRAS": 0, "TP53": 0},  # sequenced, nothing found: a row of zeros
+    }
+    wide = mutation_matrix(maf, classifications=list(NON_SILENT) + ["Silent"], genes=["PIK3CA", "TP53"])
+    assert wide.loc["TCGA-AA-0001"].tolist() == [1, 1]
+
+
+def test_maf_bad_input(tmp_path):
+    bad = _write_maf(tmp_path / "bad.maf.gz", [("TP53", "x")], header="#version gdc-1.0.0\nHugo_Symbol\tVariant_Classification\n")
+    with pytest.raises(DataFormatError, match=r"bad\.maf\.gz.*missing required column.*Tumor_Sample_Barcode"):
+        read_maf(bad)
+    good = _write_maf(tmp_path / "good.maf.gz", [("TP53", "Missense_Mutation", "TCGA-AA-0009-01A", "")])
+    cut = tmp_path / "cut.maf.gz"
+    cut.write_bytes(good.read_bytes()[:30])
+    with pytest.raises(DataFormatError, match=r"cut\.maf\.gz.*truncated or corrupt"):
+        read_maf(cut)
+    with pytest.raises(ValueError, match="not in `patients`.*TCGA-AA-0009"):
+        mutation_matrix(read_maf(good), patients=["TCGA-AA-0001"])
+    assert mutation_matrix(read_maf(good), patients=["TCGA-AA-0001"], unknown="drop").to_numpy().sum() == 0
+    strange = _write_maf(tmp_path / "strange.maf.gz", [("TP53", "Missense_Mutation", "sample-7", "")])
+    with pytest.raises(ValueError, match="unknown barcode 'sample-7'"):
+        mutation_matrix(read_maf(strange))
+
+
+# ---------------------------------------------------------------- STAR counts and methylation
+
+_STAR = """# gene-model: GENCODE v36
+gene_id\tgene_name\tgene_type\tunstranded\tstranded_first\tstranded_second\ttpm_unstranded\tfpkm_unstranded\tfpkm_uq_unstranded
+N_unmapped\t\t\t100\t100\t100\t\t\t
+N_multimapping\t\t\t50\t50\t50\t\t\t
+N_noFeature\t\t\t20\t20\t20\t\t\t
+N_ambiguous\t\t\t10\t10\t10\t\t\t
+ENSG00000000003.15\tTSPAN6\tprotein_coding\t300\t150\t150\t15.0\t5.0\t6.0
+ENSG00000000005.6\tTNMD\tprotein_coding\t0\t0\t0\t0.0\t0.0\t0.0
+ENSG00000281887.1\tTSPAN6\tlncRNA\t10\t5\t5\t1.0\t0.5\t0.6
+"""
+
+
+def test_star_counts_drop_summary_rows_and_versions(tmp_path):
+    path = tmp_path / "s.tsv"
+    path.write_text(_STAR)
+    table = read_star_counts(path)
+    assert list(table.index) == ["ENSG00000000003", "ENSG00000000005", "ENSG00000281887"]
+    assert table.attrs["summary"] == {"N_unmapped": 100, "N_multimapping": 50, "N_noFeature": 20, "N_ambiguous": 10}
+    assert table.attrs["gene_model"] == "gene-model: GENCODE v36"
+    by_symbol = expression_matrix({"S1": path}, value="tpm")
+    assert by_symbol.loc["TSPAN6", "S1"] == 16.0  # two Ensembl ids share the symbol: TPMs add up
+    assert expression_matrix({"S1": path}, value="log2_tpm").loc["TSPAN6", "S1"] == pytest.approx(np.log2(17.0))
+    assert expression_matrix({"S1": path}, value="counts", gene_names=False).loc["ENSG00000000003", "S1"] == 300
+    broken = tmp_path / "broken.tsv"
+    broken.write_text(_STAR.replace("tpm_unstranded", "tpm"))
+    with pytest.raises(DataFormatError, match=r"broken\.tsv.*missing column.*tpm_unstranded"):
+        read_star_counts(broken)
+
+
+def test_methylation_betas_keep_masked_probes_as_nan(tmp_path):
+    path = tmp_path / "b.txt"
+    path.write_text("cg00000029\t0.53\ncg00000108\tNA\ncg00000109\t0.91\n")
+    betas = read_methylation_betas(path)
+    assert betas.index.tolist() == ["cg00000029", "cg00000108", "cg00000109"]
+    assert np.isnan(betas["cg00000108"]) and betas["cg00000109"] == 0.91
+    (tmp_path / "out.txt").write_text("cg1\t1.7\n")
+    with pytest.raises(DataFormatError, match=r"out\.txt.*outside \[0, 1\]"):
+        read_methylation_betas(tmp_path / "out.txt")
+    (tmp_path / "three.txt").write_text("cg1\t0.5\textra\n")
+    with pytest.raises(DataFormatError, match="two columns"):
+        read_methylation_betas(tmp_path / "three.txt")
+
+
+def test_virtual_expression_carries_the_proliferation_score(virtual_files):
+    cohort = virtual_files["brca"]
+    sheet = read_sample_sheet(cohort.gdc / "gdc_sample_sheet.tsv")
+    expression = expression_matrix(sample_files(sheet, cohort.gdc, "Gene Expression Quantification"))
+    genes = expression.loc[list(PROLIFERATION_GENES)]
+    score = genes.sub(genes.mean(axis=1), axis=0).div(genes.std(axis=1), axis=0).mean()
+    truth = cohort.truth.set_index("patient_id").loc[[patient_barcode(s) for s in score.index]]
+    assert spearmanr(score, truth["proliferation"]).statistic > 0.8
+    assert abs(spearmanr(expression.loc["VGENE0001"], truth["proliferation"]).statistic) < 0.4  # background genes carry nothing
+
+
+def test_virtual_methylation_and_mutations_carry_planted_modules(virtual_files):
+    cohort = virtual_files["lung_tcga"]
+    sheet = read_sample_sheet(cohort.gdc / "gdc_sample_sheet.tsv")
+    betas = methylation_matrix(sample_files(sheet, cohort.gdc, "Methylation Beta Value"))
+    tumours = [s for s in betas.columns if sample_kind(s) == "tumour"]
+    assert len(tumours) == len(cohort.truth) and len(betas.columns) > len(tumours)  # plus normal lung samples
+    truth = cohort.truth.set_index("patient_id").loc[[patient_barcode(s) for s in tumours]]
+    module = betas.loc[betas.index[:20], tumours].mean()  # the proliferation CpG module
+    assert spearmanr(module, truth["proliferation"]).statistic > 0.7
+    assert betas.isna().to_numpy().mean() > 0  # masked probes survive as NaN
+    mafs = [read_maf(p) for p in sample_files(sheet, cohort.gdc, "Masked Somatic Mutation").values()]
+    matrix = mutation_matrix(mafs, patients=cohort.truth["patient_id"])
+    table = cohort.truth.set_index("patient_id")
+    assert table.loc[matrix.index[matrix["TP53"] == 1], "proliferation"].mean() > table.loc[matrix.index[matrix["TP53"] == 0], "proliferation"].mean() + 0.2
+
+
+def test_sample_sheet_names_missing_files(virtual_files, tmp_path):
+    cohort = virtual_files["brca"]
+    sheet = read_sample_sheet(cohort.gdc / "gdc_sample_sheet.tsv")
+    with pytest.raises(DataFormatError, match="listed in the sample sheet.*not on disk"):
+        sample_files(sheet, tmp_path, "Slide Image")
+    with pytest.raises(ValueError, match="lists no 'Methylation Beta Value'"):
+        sample_files(sheet, cohort.gdc, "Methylation Beta Value")
+
+
+# ---------------------------------------------------------------- clinical
+
+_CLINICAL = """project.project_id\tcases.case_id\tcases.submitter_id\tdemographic.vital_status\tdemographic.days_to_death\tdiagnoses.days_to_last_follow_up\tdemographic.age_at_index\ttreatments.treatment_type
+TCGA-XX\tu1\tTCGA-AA-0001\tAlive\t'--\t400\t51\tRadiation Therapy, NOS
+TCGA-XX\tu1\tTCGA-AA-0001\tAlive\t'--\t1200\t51\tPharmaceutical Therapy, NOS
+TCGA-XX\tu2\tTCGA-AA-0002\tDead\t730\t300\t66\tRadiation Therapy, NOS
+TCGA-XX\tu2\tTCGA-AA-0002\tDead\t730\t'--\t66\tSurgery, NOS
+TCGA-XX\tu3\tTCGA-AA-0003\tAlive\t'--\t'--\t70\tRadiation Therapy, NOS
+"""
+
+
+def test_gdc_clinical_overall_survival_rule(tmp_path):
+    path = tmp_path / "clinical.tsv"
+    path.write_text(_CLINICAL)
+    cases = read_gdc_clinical(path).set_index("patient")
+    assert cases.loc["TCGA-AA-0001", ["os_time", "os_event"]].tolist() == [1200, 0]  # alive: the latest follow-up
+    assert cases.loc["TCGA-AA-0002", ["os_time", "os_event"]].tolist() == [730, 1]  # dead: days_to_death
+    assert np.isnan(cases.loc["TCGA-AA-0003", "os_time"])  # no follow-up at all: unknown, kept, not invented
+    assert cases.loc["TCGA-AA-0001", "age"] == 51
+
+
+def test_gdc_clinical_api_layout_with_indexed_columns(tmp_path):
+    path = tmp_path / "cases.tsv"
+    path.write_text("case_id\tsubmitter_id\tdemographic.vital_status\tdemographic.days_to_death\t"
+                    "diagnoses.0.days_to_last_follow_up\tdiagnoses.1.days_to_last_follow_up\n"
+                    "u1\tTCGA-AA-0001\tAlive\t\t100\t900\n")
+    assert read_gdc_clinical(path).loc[0, "os_time"] == 900
+
+
+def test_gdc_clinical_refuses_negative_times(tmp_path):
+    path = tmp_path / "neg.tsv"
+    path.write_text(_CLINICAL.replace("\t730\t", "\t-3\t"))
+    with pytest.raises(DataFormatError, match=r"neg\.tsv.*negative survival time.*TCGA-AA-0002"):
+        read_gdc_clinical(path)
+    (tmp_path / "cols.tsv").write_text("cases.submitter_id\tcases.case_id\nTCGA-AA-0001\tu1\n")
+    with pytest.raises(DataFormatError, match="vital_status"):
+        read_gdc_clinical(tmp_path / "cols.tsv")
+
+
+def test_virtual_clinical_tsv_gives_back_the_simulated_outcomes(virtual_files):
+    for name in ("brca", "lung_tcga", "cesc"):
+        cohort = virtual_files[name]
+        cases = read_gdc_clinical(cohort.gdc / "clinical.tsv").set_index("patient").loc[cohort.truth["patient_id"]]
+        assert np.array_equal(cases["os_time"].to_numpy(), cohort.truth["time"].to_numpy())
+        assert np.array_equal(cases["os_event"].to_numpy(), cohort.truth["event"].to_numpy())
+    assert set(pd.read_csv(virtual_files["cesc"].gdc / "clinical.tsv", sep="\t")["diagnoses.figo_stage"]) <= {
+        "Stage IB", "Stage II", "Stage III", "Stage IVA"}

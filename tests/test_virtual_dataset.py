@@ -1,0 +1,54 @@
+"""The virtual cohort on disk: cached by cohort, seed and size; never left half-written."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmsurv.cli import main
+from mmsurv.simulate import patient_code
+from mmsurv.virtual import dataset as virtual_dataset
+from mmsurv.virtual import virtual_cohort_files
+
+
+def test_patient_codes_are_barcodes_with_the_centre_as_site():
+    assert patient_code(3, 0) == "VIRT-03-0000"
+    assert patient_code(1, 36 * 36 + 35) == "VIRT-01-010Z"
+
+
+def test_cohort_is_cached_and_keyed_by_seed(virtual_files):
+    cached = virtual_files["brca"]
+    marker = cached.root / "cohort.json"
+    written = marker.stat().st_mtime_ns
+    again = virtual_cohort_files("brca", seed=0, size="smoke", data_dir=cached.root.parent.parent, progress=False)
+    assert again.root == cached.root and marker.stat().st_mtime_ns == written  # read back, not rewritten
+    assert again.truth.equals(cached.truth)
+    assert {"true_risk", "proliferation", "immune", "invasion", "time", "event"} <= set(cached.truth.columns)
+    assert cached.info["seed"] == 0 and cached.info["size"] == "smoke" and cached.root.name == "brca-seed0-smoke"
+
+
+def test_interrupted_generation_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
+    def broken_writer(root, seed, size, pool):
+        (root / "gdc").mkdir()
+        (root / "gdc" / "half.tsv").write_text("half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(virtual_dataset._WRITERS, "brca", broken_writer)
+    with pytest.raises(KeyboardInterrupt):
+        virtual_cohort_files("brca", data_dir=tmp_path, progress=False)
+    assert list((tmp_path / "virtual").iterdir()) == []
+
+
+def test_unknown_cohort_and_size_are_refused(tmp_path, capsys):
+    with pytest.raises(ValueError, match="unknown virtual cohort 'kidney'"):
+        virtual_cohort_files("kidney", data_dir=tmp_path)
+    with pytest.raises(ValueError, match="size must be one of"):
+        virtual_cohort_files("brca", size="huge", data_dir=tmp_path)
+    assert main(["generate", "kidney", "--data-dir", str(tmp_path)]) == 2
+    assert "unknown cohort" in capsys.readouterr().err
+
+
+def test_cli_generate_reports_the_cohorts(virtual_files, capsys):
+    data_dir = virtual_files["brca"].root.parent.parent
+    assert main(["generate", "brca", "cesc", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "brca" in out and "48 patients" in out and "cesc" in out
