@@ -177,7 +177,8 @@ def virtual_cohort_files(
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    return VirtualDataset(name, root, truth, info)
+    # read the table back, so a fresh cohort and a cached one are the same object, to the last bit
+    return VirtualDataset(name, root, pd.read_csv(root / "truth.tsv", sep="\t"), info)
 
 
 def _cohort_seed(name: str, seed: int) -> int:
