@@ -10,8 +10,9 @@ files with their sizes and, where the archive publishes them, md5 checksums:
 ``kind = "gdc-cases"``
     A GDC API ``/cases`` query saved as one TSV (clinical data).
 ``kind = "tcia-series"``
-    An NBIA API ``getSeries`` listing of a TCIA collection; each series arrives as a zip and
-    is unpacked into ``<collection>/<PatientID>/<StudyUID>/<SeriesUID>/``.
+    An NBIA API ``getSeries`` listing of a TCIA collection; each series arrives as a zip,
+    is unpacked into ``<collection>/<PatientID>/<StudyUID>/<SeriesUID>/`` and the zip deleted
+    (the lock file keeps its md5 and the number of files unpacked).
 ``kind = "files"``
     An explicit list of ``url``, ``path``, ``size``, ``md5``.
 
@@ -239,7 +240,8 @@ def download_file(remote: RemoteFile, destination: Path, *, retries: int = 3, ba
         if remote.size is not None and have > remote.size:
             partial.unlink()
             have = 0
-        headers = {"Range": f"bytes={have}-"} if have else {}
+        # resume only what has a known size: a query's answer (no size listed) may change between attempts
+        headers = {"Range": f"bytes={have}-"} if have and remote.size is not None else {}
         try:
             if remote.size is None or have < remote.size:
                 with _get(remote.url, headers=headers) as response:
@@ -253,6 +255,12 @@ def download_file(remote: RemoteFile, destination: Path, *, retries: int = 3, ba
                     if expected_length is not None and received < int(expected_length):
                         raise ConnectionError(f"connection closed after {received} of {expected_length} bytes")
             break
+        except urllib.error.HTTPError as error:
+            if error.code < 500:  # 404, 403...: asking again will not help
+                raise FetchError(f"{remote.path}: the server answered {error.code} {error.reason} for {remote.url}") from error
+            if attempt == retries:
+                raise FetchError(f"{remote.path}: the server answered {error.code} {error.reason} {retries + 1} times") from error
+            time.sleep(backoff_s * (attempt + 1))
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, OSError) as error:
             if attempt == retries:
                 raise FetchError(f"{remote.path}: download interrupted and not completed after {retries + 1} attempts "
@@ -270,6 +278,7 @@ def download_file(remote: RemoteFile, destination: Path, *, retries: int = 3, ba
     if remote.unpack_to:
         entry["unpacked_to"] = remote.unpack_to
         entry["unpacked_files"] = _unpack(final, destination / remote.unpack_to)
+        final.unlink()  # the lock keeps its md5; the series itself lives unpacked
     return entry
 
 
@@ -294,6 +303,17 @@ def _unpack(archive: Path, folder: Path) -> int:
     except zipfile.BadZipFile as error:
         archive.unlink()
         raise FetchError(f"{archive}: not a valid zip ({error}); deleted, fetch again") from error
+
+
+def _still_there(destination: Path, entry: dict[str, Any], remote: RemoteFile) -> bool:
+    """Whether a file recorded in the lock is still on disk as it was fetched."""
+    if remote.md5 and entry["md5"] != remote.md5.lower():
+        return False  # the archive has a new version
+    if entry.get("unpacked_to"):
+        folder = destination / entry["unpacked_to"]
+        return folder.is_dir() and sum(1 for p in folder.rglob("*") if p.is_file()) == entry["unpacked_files"]
+    on_disk = destination / entry["path"]
+    return on_disk.is_file() and on_disk.stat().st_size == entry["size"]
 
 
 def _read_lock(destination: Path) -> dict[str, Any]:
@@ -343,8 +363,7 @@ def fetch_manifest(
     summary: dict[str, Any] = {"fetched": 0, "skipped": 0, "failed": 0, "errors": []}
     for remote in tqdm(remotes, desc=f"fetch {manifest.name}", disable=not progress, leave=False):
         known = lock.get(remote.path)
-        on_disk = destination / remote.path
-        if known and on_disk.is_file() and on_disk.stat().st_size == known["size"] and (not remote.md5 or known["md5"] == remote.md5):
+        if known and _still_there(destination, known, remote):
             summary["skipped"] += 1
             continue
         try:

@@ -29,6 +29,7 @@ class ServedFile:
     sample: str
     listed_md5: str | None = None  # what /files claims; None = the true md5
     cut_times: int = 0  # hang up half-way through this many GET requests
+    gone: bool = False  # listed by /files, but /data answers 404
 
     @property
     def md5(self) -> str:
@@ -134,7 +135,7 @@ def _handler(archive: FakeArchive) -> type[BaseHTTPRequestHandler]:
                 self._send(200, json.dumps(payload).encode(), "application/json")
             elif url.path.startswith("/data/"):
                 served = archive.files.get(url.path.split("/")[-1])
-                if served is None:
+                if served is None or served.gone:
                     self._send(404, b"not found")
                     return
                 cut = served.cut_times > 0

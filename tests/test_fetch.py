@@ -125,6 +125,19 @@ def test_fetch_tcia_collection_unpacks_series_that_the_readers_open(virtual_file
     mask = rtstruct_mask(find_rtstruct(tmp_path / "NSCLC-Radiomics" / patient), volume)
     assert volume.shape == (36, 96, 96) and mask.array.sum() > 0
     assert all(entry["unpacked_files"] > 0 for entry in load_lock(tmp_path)["files"].values())
+    assert not list((tmp_path / ".zips").iterdir())  # zips are removed once unpacked
+    with RunningArchive(archive) as server:
+        again = fetch_manifest(manifest.path, tmp_path, api_overrides={"tcia": server.url}, progress=False)
+    assert again["skipped"] == 2 and again["fetched"] == 0
+
+
+def test_missing_file_on_the_server_is_not_retried(gdc_archive, tmp_path):
+    gone = next(iter(gdc_archive.files.values()))
+    gone.gone = True
+    with RunningArchive(gdc_archive) as server:
+        with pytest.raises(FetchError, match="server answered 404"):
+            fetch_manifest(MANIFESTS / "tcga-brca.toml", tmp_path, api_overrides={"gdc": server.url}, progress=False)
+    assert sum(path == f"/data/{gone.file_id}" for path, _ in gdc_archive.requests) == 1
 
 
 def test_cli_fetch_reports_failures_with_exit_status(gdc_archive, tmp_path, capsys):

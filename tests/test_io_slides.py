@@ -184,3 +184,14 @@ def test_slide_without_resolution_needs_mpp(tmp_path):
         open_slide(path)
     with open_slide(path, mpp=0.5) as slide:
         assert slide.mpp == 0.5
+
+
+def test_tile_dataset_pickles_without_open_handles(brca_slides):
+    import pickle
+
+    _, slides = brca_slides
+    with open_slide(next(iter(slides.values()))) as slide:
+        dataset = TileDataset(tile_grid(slide, mpp=2.0, tile_px=32))
+    dataset[0]  # opens a handle in this process
+    clone = pickle.loads(pickle.dumps(dataset))  # what a 'spawn' DataLoader worker receives
+    assert clone._open == {} and torch.equal(clone[0]["image"], dataset[0]["image"])

@@ -108,7 +108,7 @@ def test_resample_crop_and_intensity_helpers(ct):
 def test_nsclc_clinical_csv(ct, tmp_path):
     cohort, _ = ct
     table = read_nsclc_radiomics_clinical(cohort.tcia / "NSCLC-Radiomics.clinical.csv")
-    assert {"patient", "overall_stage", "os_time", "os_event", "histology"} <= set(table.columns)
+    assert {"patient", "overall_stage", "os_time", "os_event", "histology", "centre"} <= set(table.columns)  # plus the virtual centre
     truth = cohort.truth.set_index("patient_id").loc[table["patient"]]
     assert np.array_equal(table["os_time"].to_numpy(), truth["time"].to_numpy())
     broken = tmp_path / "negative.csv"

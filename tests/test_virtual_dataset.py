@@ -52,3 +52,25 @@ def test_cli_generate_reports_the_cohorts(virtual_files, capsys):
     assert main(["generate", "brca", "cesc", "--data-dir", str(data_dir)]) == 0
     out = capsys.readouterr().out
     assert "brca" in out and "48 patients" in out and "cesc" in out
+
+
+def test_dicom_file_names_do_not_depend_on_the_process(tmp_path):
+    """Slices are written under shuffled names; the shuffle must come from the seed, not from hash()."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "from mmsurv.virtual.ct import write_ct_series\n"
+        "from mmsurv.virtual.geometry import ScanGeometry\n"
+        "g = ScanGeometry(8, 4.0, 6, 4.0)\n"
+        "write_ct_series(sys.argv[1], np.zeros((6, 8, 8), np.int16), g, {'patient_id': 'P', 'study_uid': '1.2', 'frame_uid': '1.3'},"
+        " series_uid='1.2.3')\n"
+    )
+    names = []
+    for hash_seed in ("1", "2"):
+        folder = tmp_path / hash_seed
+        subprocess.run([sys.executable, "-c", script, str(folder)], check=True, env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        names.append(sorted((p.name, p.read_bytes()) for p in folder.iterdir()))
+    assert names[0] == names[1]

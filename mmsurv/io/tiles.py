@@ -91,6 +91,12 @@ class TileDataset(Dataset):
     def __len__(self) -> int:
         return len(self.tiles)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without open slide handles (DataLoader workers started by ``spawn`` open their own)."""
+        state = dict(self.__dict__)
+        state["_open"] = {}
+        return state
+
     def _slide(self, index: int) -> Slide:
         if os.getpid() != self._pid:  # a forked DataLoader worker: open our own handles
             self._open, self._pid = {}, os.getpid()

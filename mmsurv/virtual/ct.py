@@ -16,6 +16,7 @@ and a *second reader* draws a slightly different contour around the same tumour.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,7 +184,7 @@ def write_ct_series(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     sop_uids = [_uid(series_uid, k) for k in range(hu.shape[0])]
-    file_numbers = np.random.default_rng(abs(hash(series_uid)) % 2**32).permutation(hu.shape[0]) + 1
+    file_numbers = np.random.default_rng(int(hashlib.sha256(series_uid.encode()).hexdigest()[:8], 16)).permutation(hu.shape[0]) + 1
     for k in range(hu.shape[0]):
         dataset = _base_dataset(f"1-{file_numbers[k]:03d}.dcm", CT_IMAGE_STORAGE, sop_uids[k], patient)
         dataset.Modality = "CT"

@@ -51,7 +51,7 @@ from .tissue import tissue_recipe
 __all__ = ["COHORTS", "SIZES", "CohortSize", "VirtualDataset", "virtual_cohort_files", "default_data_dir", "GENERATOR_VERSION"]
 
 #: Bump when the files a cohort contains change, so cached cohorts are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 COHORTS = ("brca", "lung_tcga", "cesc", "lung_ct")
 
 
@@ -275,16 +275,12 @@ def _uid(*parts: object) -> str:
 # ---------------------------------------------------------------- cohort writers
 
 
-def _gdc_cohort(seed: int, size: CohortSize, n_patients: int, *, sex_female: float) -> pd.DataFrame:
+def _gdc_cohort(seed: int, n_patients: int, *, sex_female: float) -> pd.DataFrame:
     cohort = simulate_cohort(n_patients, seed=seed, n_centres=4)
     truth = cohort.patients.copy()
     rng = np.random.default_rng(seed + 5)
     truth["gender"] = np.where(rng.random(len(truth)) < sex_female, "female", "male")
     return truth
-
-
-def _barcodes(patient: str, sample: str, analyte: str, plate: int) -> str:
-    return f"{patient}-{sample}-{11 if analyte != 'slide' else 0:02d}{analyte if analyte != 'slide' else ''}-A{plate:03d}-07"
 
 
 def _write_slides(root: Path, truth: pd.DataFrame, size: CohortSize, seed: int, pool: _Pool, project: str,
@@ -319,18 +315,19 @@ def _write_expression(root: Path, samples: pd.DataFrame, panel: Any, seed: int, 
     return rows
 
 
-def _tumour_samples(truth: pd.DataFrame, analyte: str) -> pd.DataFrame:
+def _tumour_samples(truth: pd.DataFrame) -> pd.DataFrame:
+    """One primary-tumour sample (``<patient>-01A``) per patient, with the latent traits as factors."""
     frame = truth.set_index(truth["patient_id"] + "-01A")[["proliferation", "immune", "invasion"]].copy()
     frame["patient"], frame["sample_type"] = truth["patient_id"].to_numpy(), "Primary Tumor"
     return frame
 
 
 def _write_brca(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.DataFrame:
-    truth = _gdc_cohort(seed, size, size.n_patients, sex_female=1.0)
+    truth = _gdc_cohort(seed, size.n_patients, sex_female=1.0)
     gdc = root / "gdc"
     rows = _write_slides(gdc, truth, size, seed, pool, "VIRT-BRCA")
     panel = gene_panel(size.n_background_genes, seed=seed)
-    rows += _write_expression(gdc, _tumour_samples(truth, "R"), panel, seed, lambda _: "VIRT-BRCA")
+    rows += _write_expression(gdc, _tumour_samples(truth), panel, seed, lambda _: "VIRT-BRCA")
     write_gdc_clinical(gdc / "clinical.tsv", truth, project="VIRT-BRCA", stage_field="ajcc_pathologic_stage", seed=seed)
     write_sample_sheet(gdc / "gdc_sample_sheet.tsv", pd.DataFrame(rows))
     return truth
@@ -344,7 +341,7 @@ _LUNG_MODULES = {
 
 
 def _write_lung_tcga(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.DataFrame:
-    truth = _gdc_cohort(seed, size, size.n_patients, sex_female=0.45)
+    truth = _gdc_cohort(seed, size.n_patients, sex_female=0.45)
     rng = np.random.default_rng(seed + 9)
     truth["subtype"] = np.where(rng.random(len(truth)) < 0.5, "LUAD", "LUSC")
     truth["has_normal_sample"] = rng.random(len(truth)) < 0.25
@@ -356,7 +353,7 @@ def _write_lung_tcga(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd
         part = truth[truth["subtype"] == subtype]
         shape = {"tumour_fraction": 0.65} if subtype == "LUSC" else {"tumour_fraction": 0.4}
         rows += _write_slides(gdc, part, size, seed + (subtype == "LUSC"), pool, f"VIRT-{subtype}", extra=lambda _p, s=shape: s)
-    samples = _tumour_samples(truth, "R")
+    samples = _tumour_samples(truth)
     samples["squamous"] = np.where(squamous, 1.5, -1.0)
     samples["adeno"] = np.where(squamous, -1.0, 1.5)
     samples["normal_lung"] = -1.5
@@ -405,7 +402,7 @@ def _write_mutations(gdc: Path, truth: pd.DataFrame, seed: int, project_of: Call
 
 
 def _write_cesc(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.DataFrame:
-    truth = _gdc_cohort(seed, size, size.n_patients, sex_female=1.0)
+    truth = _gdc_cohort(seed, size.n_patients, sex_female=1.0)
     gdc = root / "gdc"
     rows = _write_slides(gdc, truth, size, seed, pool, "VIRT-CESC")
     rows += _write_mutations(gdc, truth, seed, lambda _: "VIRT-CESC")
@@ -453,7 +450,7 @@ def _write_lung_ct(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.D
     truth["histology"] = rng.choice(["adenocarcinoma", "squamous cell carcinoma", "large cell", "nos"], size=len(truth), p=[0.35, 0.4, 0.2, 0.05])
     truth["gender"] = np.where(truth["sex"] == "F", "female", "male")
     for collection, part in truth.groupby("collection"):
-        write_nsclc_clinical(root / "tcia" / f"{collection}.clinical.csv", part.assign(centre=part["centre"]))
+        write_nsclc_clinical(root / "tcia" / f"{collection}.clinical.csv", part, extra_columns=("centre",))
     return truth
 
 

@@ -75,11 +75,13 @@ def write_sample_sheet(path: str | os.PathLike, files: pd.DataFrame) -> Path:
     return Path(path)
 
 
-def write_nsclc_clinical(path: str | os.PathLike, patients: pd.DataFrame) -> Path:
+def write_nsclc_clinical(path: str | os.PathLike, patients: pd.DataFrame, *, extra_columns: tuple[str, ...] = ()) -> Path:
     """Write a clinical CSV with NSCLC-Radiomics' columns (``PatientID``, ``clinical.T.Stage`` ...).
 
     ``patients`` needs ``patient_id``, ``age``, ``gender``, ``t_stage``, ``n_stage``,
-    ``m_stage``, ``overall_stage``, ``histology``, ``time``, ``event``.
+    ``m_stage``, ``overall_stage``, ``histology``, ``time``, ``event``; ``extra_columns`` are
+    appended as they are (the virtual cohort adds ``centre``, which the real table lacks: Lung1
+    is one centre).
     """
     table = pd.DataFrame(
         {
@@ -93,6 +95,7 @@ def write_nsclc_clinical(path: str | os.PathLike, patients: pd.DataFrame) -> Pat
             "gender": patients["gender"],
             "Survival.time": patients["time"].astype(int),
             "deadstatus.event": patients["event"].astype(int),
+            **{column: patients[column] for column in extra_columns},
         }
     )
     with atomic_path(path) as partial:
