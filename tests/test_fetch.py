@@ -24,7 +24,7 @@ MANIFESTS = PROJECT_ROOT / "data_manifests"
 def gdc_archive(virtual_files):
     """Two slides and two STAR-counts files of the virtual BRCA cohort, and its clinical table."""
     cohort = virtual_files["brca"]
-    sheet = read_sample_sheet(cohort.gdc / "gdc_sample_sheet.tsv")
+    sheet = read_sample_sheet(cohort.sample_sheet)
     archive = FakeArchive(cases_tsv=(cohort.gdc / "clinical.tsv").read_text())
     for data_type in ("Slide Image", "Gene Expression Quantification"):
         for _, row in sheet[sheet["data_type"] == data_type].head(2).iterrows():
@@ -46,7 +46,7 @@ def test_every_manifest_parses_and_names_licence_citation_and_counts():
         assert any(key.startswith("patients") for key in manifest.expected)
 
 
-def test_fetch_tcga_manifest_resumes_a_cut_download_and_verifies_it(gdc_archive, tmp_path):
+def test_fetch_tcga_manifest_resumes_a_cut_download_and_verifies_it(gdc_archive, tmp_path, virtual_files):
     slide = next(f for f in gdc_archive.files.values() if f.data_type == "Slide Image")
     slide.cut_times = 1  # the first transfer hangs up half-way
     with RunningArchive(gdc_archive) as server:
@@ -66,7 +66,7 @@ def test_fetch_tcga_manifest_resumes_a_cut_download_and_verifies_it(gdc_archive,
         # what was fetched opens with the kit's readers, through the sample sheet fetch wrote
         sheet = read_sample_sheet(tmp_path / "gdc_sample_sheet.tsv")
         assert len(sample_files(sheet, tmp_path / "gdc", "Slide Image")) == 2
-        assert len(read_gdc_clinical(tmp_path / "gdc" / "clinical.tsv")) == 48
+        assert len(read_gdc_clinical(tmp_path / "gdc" / "clinical.tsv")) == len(virtual_files["brca"].truth)
 
         before = len(gdc_archive.requests)
         again = fetch_manifest(MANIFESTS / "tcga-brca.toml", tmp_path, api_overrides={"gdc": server.url}, progress=False)

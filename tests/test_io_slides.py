@@ -19,7 +19,7 @@ from mmsurv.virtual.tissue import render_tissue, tissue_recipe
 @pytest.fixture(scope="module")
 def brca_slides(virtual_files):
     cohort = virtual_files["brca"]
-    sheet = read_sample_sheet(cohort.gdc / "gdc_sample_sheet.tsv")
+    sheet = read_sample_sheet(cohort.sample_sheet)
     return cohort, sample_files(sheet, cohort.gdc, "Slide Image")
 
 

@@ -144,7 +144,7 @@ def test_methylation_betas_keep_masked_probes_as_nan(tmp_path):
 
 def test_virtual_expression_carries_the_proliferation_score(virtual_files):
     cohort = virtual_files["brca"]
-    sheet = read_sample_sheet(cohort.gdc / "gdc_sample_sheet.tsv")
+    sheet = read_sample_sheet(cohort.sample_sheet)
     expression = expression_matrix(sample_files(sheet, cohort.gdc, "Gene Expression Quantification"))
     genes = expression.loc[list(PROLIFERATION_GENES)]
     score = genes.sub(genes.mean(axis=1), axis=0).div(genes.std(axis=1), axis=0).mean()
@@ -155,7 +155,7 @@ def test_virtual_expression_carries_the_proliferation_score(virtual_files):
 
 def test_virtual_methylation_and_mutations_carry_planted_modules(virtual_files):
     cohort = virtual_files["lung_tcga"]
-    sheet = read_sample_sheet(cohort.gdc / "gdc_sample_sheet.tsv")
+    sheet = read_sample_sheet(cohort.sample_sheet)
     betas = methylation_matrix(sample_files(sheet, cohort.gdc, "Methylation Beta Value"))
     tumours = [s for s in betas.columns if sample_kind(s) == "tumour"]
     assert len(tumours) == len(cohort.truth) and len(betas.columns) > len(tumours)  # plus normal lung samples
@@ -171,7 +171,7 @@ def test_virtual_methylation_and_mutations_carry_planted_modules(virtual_files):
 
 def test_sample_sheet_names_missing_files(virtual_files, tmp_path):
     cohort = virtual_files["brca"]
-    sheet = read_sample_sheet(cohort.gdc / "gdc_sample_sheet.tsv")
+    sheet = read_sample_sheet(cohort.sample_sheet)
     with pytest.raises(DataFormatError, match="listed in the sample sheet.*not on disk"):
         sample_files(sheet, tmp_path, "Slide Image")
     with pytest.raises(ValueError, match="lists no 'Methylation Beta Value'"):

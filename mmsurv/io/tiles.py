@@ -87,6 +87,7 @@ class TileDataset(Dataset):
         self._columns = {name: self.tiles[name].to_numpy() for name in ("slide", "x", "y", "row", "col")}
         self._open: dict[int, Slide] = {}
         self._pid = os.getpid()
+        self._preloaded: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -105,11 +106,46 @@ class TileDataset(Dataset):
             self._open[index] = open_slide(grid.slide_path, backend=self.backend)
         return self._open[index]
 
-    def _item(self, index: int, pixels: np.ndarray) -> dict[str, Any]:
+    def preload(self, *, batch_size: int = 256, progress: bool = True) -> "TileDataset":
+        """Read every tile once into memory (uint8), for small experiments that revisit tiles each epoch.
+
+        Costs ``len(self) * 3 * tile_px**2`` bytes (2,880 tiles of 64 px: 35 MB). Returns self.
+        """
+        from tqdm.auto import tqdm
+
+        keep_transform, keep_uint8 = self.transform, self.uint8
+        self.transform, self.uint8 = None, True
+        try:
+            chunks = [
+                torch.stack([item["image"] for item in self.__getitems__(list(range(start, min(start + batch_size, len(self)))))])
+                for start in tqdm(range(0, len(self), batch_size), desc="reading tiles", leave=False, disable=not progress)
+            ]
+        finally:
+            self.transform, self.uint8 = keep_transform, keep_uint8
+        self._preloaded = torch.cat(chunks) if chunks else None
+        return self
+
+    def relabelled(
+        self,
+        targets: Sequence[float] | np.ndarray | None = None,
+        *,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        uint8: bool | None = None,
+    ) -> "TileDataset":
+        """The same tiles with other targets / transform, sharing preloaded images (no copy)."""
+        twin = TileDataset(self.grids, targets=targets, transform=transform, backend=self.backend, max_strip=self.max_strip,
+                           uint8=self.uint8 if uint8 is None else uint8)
+        twin._preloaded = self._preloaded
+        return twin
+
+    def _item(self, index: int, pixels: np.ndarray | None) -> dict[str, Any]:
         grid = self.grids[self._columns["slide"][index]]
-        if pixels.shape[0] != grid.tile_px:
-            pixels = np.asarray(Image.fromarray(pixels).resize((grid.tile_px, grid.tile_px), Image.Resampling.BILINEAR))
-        image = torch.from_numpy(np.require(pixels, requirements=["C", "W"])).permute(2, 0, 1)
+        if pixels is None:  # preloaded
+            image = self._preloaded[index]
+        else:
+            if pixels.shape[0] != grid.tile_px:
+                pixels = np.asarray(Image.fromarray(pixels).resize((grid.tile_px, grid.tile_px), Image.Resampling.BILINEAR))
+            image = torch.from_numpy(np.require(pixels, requirements=["C", "W"])).permute(2, 0, 1)
         if not self.uint8:
             image = image.float().div_(255.0)
         if self.transform is not None:
@@ -126,11 +162,15 @@ class TileDataset(Dataset):
         return self._slide(self._columns["slide"][index]).read_region(x, y, grid.level, grid.read_px, grid.read_px)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        if self._preloaded is not None:
+            return self._item(int(index), None)
         return self._item(int(index), self.read_tile(int(index)))
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         """Read a batch, merging runs of horizontally adjacent tiles into strip reads."""
         indices = [int(i) for i in indices]
+        if self._preloaded is not None:
+            return [self._item(i, None) for i in indices]
         slide, row, col = self._columns["slide"], self._columns["row"], self._columns["col"]
         items: list[dict[str, Any]] = []
         start = 0

@@ -51,7 +51,7 @@ from .tissue import tissue_recipe
 __all__ = ["COHORTS", "SIZES", "CohortSize", "VirtualDataset", "virtual_cohort_files", "default_data_dir", "GENERATOR_VERSION"]
 
 #: Bump when the files a cohort contains change, so cached cohorts are regenerated.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 5
 COHORTS = ("brca", "lung_tcga", "cesc", "lung_ct")
 
 
@@ -72,7 +72,7 @@ class CohortSize:
 SIZES: dict[str, CohortSize] = {
     "smoke": CohortSize(48, slide_mm=1.2, slide_mpp=1.0, ct=ScanGeometry(96, 3.5, 36, 4.0), mri=ScanGeometry(64, 3.0, 16, 5.0),
                         n_rescans=12, n_background_genes=200, n_probes=300),
-    "full": CohortSize(300, slide_mm=2.4, slide_mpp=0.5, ct=ScanGeometry(160, 2.0, 64, 2.5), mri=ScanGeometry(128, 1.5, 24, 4.0),
+    "full": CohortSize(300, slide_mm=2.0, slide_mpp=0.5, ct=ScanGeometry(160, 2.0, 64, 2.5), mri=ScanGeometry(128, 1.5, 24, 4.0),
                        n_rescans=32, n_background_genes=1000, n_probes=2000),
 }
 
@@ -99,8 +99,13 @@ class VirtualDataset:
 
     @property
     def gdc(self) -> Path:
-        """GDC-style download folder (``<file_id>/<file_name>``, ``clinical.tsv``, ``gdc_sample_sheet.tsv``)."""
+        """GDC-style download folder: ``<file_id>/<file_name>`` and ``clinical.tsv``, as ``mmsurv fetch`` lays them out."""
         return self.root / "gdc"
+
+    @property
+    def sample_sheet(self) -> Path:
+        """The GDC sample sheet (file -> case and sample), beside the ``gdc/`` folder as ``mmsurv fetch`` writes it."""
+        return self.root / "gdc_sample_sheet.tsv"
 
     @property
     def tcia(self) -> Path:
@@ -283,6 +288,10 @@ def _gdc_cohort(seed: int, n_patients: int, *, sex_female: float) -> pd.DataFram
     return truth
 
 
+#: Each centre stains a little differently (a nuisance a model must not rely on).
+_CENTRE_STAIN_SHIFT = {"C1": -0.8, "C2": -0.25, "C3": 0.3, "C4": 0.9}
+
+
 def _write_slides(root: Path, truth: pd.DataFrame, size: CohortSize, seed: int, pool: _Pool, project: str,
                   extra: Callable[[pd.Series], dict[str, float]] | None = None) -> list[dict[str, str]]:
     rows, jobs = [], []
@@ -290,8 +299,9 @@ def _write_slides(root: Path, truth: pd.DataFrame, size: CohortSize, seed: int, 
         slide_barcode = f"{patient['patient_id']}-01Z-00-DX1"
         file_id = file_uuid(project, slide_barcode)
         name = f"{slide_barcode}.{file_id.upper()}.svs"
+        options = {"stain_shift": _CENTRE_STAIN_SHIFT.get(patient["centre"], 0.0), **(extra(patient) if extra else {})}
         jobs.append((str(root / file_id / name), float(patient["proliferation"]), float(patient["immune"]), size,
-                     seed * 10_000 + int(index), extra(patient) if extra else {}))
+                     seed * 10_000 + int(index), options))
         rows.append(_sheet_row(file_id, name, "Biospecimen", "Slide Image", project, patient["patient_id"], f"{patient['patient_id']}-01Z",
                                "Primary Tumor"))
     pool.run(_slide_job, jobs, "slides")
@@ -323,13 +333,14 @@ def _tumour_samples(truth: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_brca(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.DataFrame:
-    truth = _gdc_cohort(seed, size.n_patients, sex_female=1.0)
+    # at least 120 patients: slide-level regression needs more slides than the smoke size of the others
+    truth = _gdc_cohort(seed, max(size.n_patients, 120), sex_female=1.0)
     gdc = root / "gdc"
     rows = _write_slides(gdc, truth, size, seed, pool, "VIRT-BRCA")
     panel = gene_panel(size.n_background_genes, seed=seed)
     rows += _write_expression(gdc, _tumour_samples(truth), panel, seed, lambda _: "VIRT-BRCA")
     write_gdc_clinical(gdc / "clinical.tsv", truth, project="VIRT-BRCA", stage_field="ajcc_pathologic_stage", seed=seed)
-    write_sample_sheet(gdc / "gdc_sample_sheet.tsv", pd.DataFrame(rows))
+    write_sample_sheet(root / "gdc_sample_sheet.tsv", pd.DataFrame(rows))
     return truth
 
 
@@ -377,7 +388,7 @@ def _write_lung_tcga(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd
         write_gdc_clinical(gdc / f"clinical-{subtype}.tsv", clinical[clinical["subtype"] == subtype], project=f"VIRT-{subtype}",
                            stage_field="ajcc_pathologic_stage", seed=seed)
     _concatenate_tables([gdc / "clinical-LUAD.tsv", gdc / "clinical-LUSC.tsv"], gdc / "clinical.tsv")
-    write_sample_sheet(gdc / "gdc_sample_sheet.tsv", pd.DataFrame(rows))
+    write_sample_sheet(root / "gdc_sample_sheet.tsv", pd.DataFrame(rows))
     return truth
 
 
@@ -407,7 +418,7 @@ def _write_cesc(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.Data
     rows = _write_slides(gdc, truth, size, seed, pool, "VIRT-CESC")
     rows += _write_mutations(gdc, truth, seed, lambda _: "VIRT-CESC")
     write_gdc_clinical(gdc / "clinical.tsv", truth, project="VIRT-CESC", stage_field="figo_stage", seed=seed)
-    write_sample_sheet(gdc / "gdc_sample_sheet.tsv", pd.DataFrame(rows))
+    write_sample_sheet(root / "gdc_sample_sheet.tsv", pd.DataFrame(rows))
     gains = {centre: g for centre, g in zip(sorted(truth["centre"].unique()), (0.8, 1.0, 1.25, 1.5))}
     jobs = []
     for index, patient in truth.iterrows():

@@ -12,6 +12,15 @@ Planted biology (what a model can learn from the pixels):
 * **lymphocytes** - small, dark, round nuclei whose density grows with ``immune``;
 * **tissue layout** - a blob of tissue on a white background, with tumour nests inside stroma.
 
+And nuisance variation that carries no outcome information, as real slides have:
+
+* **staining** - haematoxylin hue and strength, eosin strength and section thickness differ
+  between slides, and systematically between centres (``stain_shift``);
+* **tumour content** - the share of tumour in the section varies from slide to slide.
+
+Without it every image feature would track the planted traits, and even an untrained
+network's output would correlate with them.
+
 Every random choice comes from a hash of lattice coordinates and the slide's seed, so the same
 location always looks the same, whatever tile or level it is rendered in.
 """
@@ -27,7 +36,6 @@ __all__ = ["TissueRecipe", "tissue_recipe", "render_tissue"]
 _BACKGROUND = np.array([244.0, 243.0, 246.0], dtype=np.float32)
 _STROMA = np.array([232.0, 168.0, 196.0], dtype=np.float32)
 _TUMOUR_CYTOPLASM = np.array([214.0, 150.0, 198.0], dtype=np.float32)
-_NUCLEUS = np.array([88.0, 58.0, 140.0], dtype=np.float32)
 _LYMPHOCYTE = np.array([52.0, 34.0, 105.0], dtype=np.float32)
 
 _TUMOUR_CELL_UM = 10.0  # lattice of tumour-cell nuclei
@@ -53,6 +61,12 @@ class TissueRecipe:
         Roughly the share of tissue that is tumour rather than stroma.
     seed : int
         Seeds the hashes that place tissue, nests and nuclei.
+    haematoxylin : tuple of 3 floats
+        RGB colour of tumour nuclei (its hue and darkness vary with staining).
+    eosin_strength : float
+        Saturation of the pink stroma and cytoplasm (1 = typical).
+    thickness : float
+        Section thickness: scales the optical density of everything (1 = typical).
     """
 
     width_um: float
@@ -62,6 +76,9 @@ class TissueRecipe:
     lymphocyte_density: float
     tumour_fraction: float
     seed: int
+    haematoxylin: tuple[float, float, float] = (88.0, 58.0, 140.0)
+    eosin_strength: float = 1.0
+    thickness: float = 1.0
 
 
 def tissue_recipe(
@@ -71,7 +88,8 @@ def tissue_recipe(
     width_um: float,
     height_um: float,
     seed: int,
-    tumour_fraction: float = 0.5,
+    tumour_fraction: float | None = None,
+    stain_shift: float = 0.0,
 ) -> TissueRecipe:
     """Turn a patient's latent traits into a tissue recipe.
 
@@ -82,15 +100,26 @@ def tissue_recipe(
     width_um, height_um : float
         Scanned area in microns.
     seed : int
-        Slide seed (layout and nuclei positions).
-    tumour_fraction : float, default 0.5
+        Slide seed (layout, nuclei positions and the slide's staining).
+    tumour_fraction : float, optional
+        Default: drawn per slide between 0.3 and 0.7.
+    stain_shift : float, default 0.0
+        A centre's systematic staining difference (about -1 to 1): darker or paler, bluer or
+        purpler haematoxylin, stronger or weaker eosin.
 
     Returns
     -------
     TissueRecipe
         Nuclear density 0.45 + 0.15 * proliferation and radius 2.3 + 0.3 * proliferation um
-        (clipped); lymphocyte density 0.08 + 0.06 * immune (clipped).
+        (clipped); lymphocyte density 0.08 + 0.06 * immune (clipped); staining and tumour
+        content drawn from ``seed`` and ``stain_shift``, independent of the traits.
     """
+    rng = np.random.default_rng([int(seed), 7919])
+    darkness = 1.0 + 0.12 * stain_shift + rng.normal(0.0, 0.10)
+    hue = 0.5 * stain_shift + rng.normal(0.0, 0.5)  # negative: bluer, positive: purpler
+    haematoxylin = tuple(float(np.clip(c, 20, 200)) for c in (88.0 / darkness + 18 * hue, 58.0 / darkness, 140.0 / darkness - 10 * hue))
+    if tumour_fraction is None:
+        tumour_fraction = float(rng.uniform(0.3, 0.7))
     return TissueRecipe(
         width_um=float(width_um),
         height_um=float(height_um),
@@ -99,6 +128,9 @@ def tissue_recipe(
         lymphocyte_density=float(np.clip(0.08 + 0.06 * immune, 0.0, 0.35)),
         tumour_fraction=float(tumour_fraction),
         seed=int(seed),
+        haematoxylin=haematoxylin,
+        eosin_strength=float(np.clip(1.0 + 0.15 * stain_shift + rng.normal(0.0, 0.15), 0.5, 1.6)),
+        thickness=float(np.clip(1.0 + 0.08 * stain_shift + rng.normal(0.0, 0.10), 0.7, 1.4)),
     )
 
 
@@ -194,16 +226,18 @@ def render_tissue(recipe: TissueRecipe, x_um: float, y_um: float, width_px: int,
     nests = _value_noise(xs, ys, 180.0, salt + 10)
     tumour = np.clip((nests - (1.0 - recipe.tumour_fraction)) / 0.05 + 0.5, 0.0, 1.0)[..., None]
     texture = 0.92 + 0.16 * _value_noise(xs, ys, 12.0, salt + 20)[..., None]
-    colour = (_STROMA * (1 - tumour) + _TUMOUR_CYTOPLASM * tumour) * texture
+    pink = _STROMA * (1 - tumour) + _TUMOUR_CYTOPLASM * tumour
+    colour = (255.0 - (255.0 - pink) * recipe.eosin_strength) * texture
 
     tumour_nuclei = _nuclei_alpha(xs, ys, mpp, _TUMOUR_CELL_UM, recipe.nuclear_density, recipe.nuclear_radius_um, salt + 30)
     stroma_nuclei = _nuclei_alpha(xs, ys, mpp, 2 * _TUMOUR_CELL_UM, 0.35, 1.4, salt + 40)
     nuclei = (tumour_nuclei * tumour[..., 0] + stroma_nuclei * (1 - tumour[..., 0]))[..., None]
     shade = 0.85 + 0.3 * _value_noise(xs, ys, 6.0, salt + 50)[..., None]
-    colour = colour * (1 - nuclei) + _NUCLEUS * shade * nuclei
+    colour = colour * (1 - nuclei) + np.asarray(recipe.haematoxylin, dtype=np.float32) * shade * nuclei
 
     lymphocytes = _nuclei_alpha(xs, ys, mpp, _LYMPHOCYTE_CELL_UM, recipe.lymphocyte_density, 1.7, salt + 60)[..., None]
     colour = colour * (1 - lymphocytes) + _LYMPHOCYTE * lymphocytes
 
+    colour = 255.0 - (255.0 - colour) * recipe.thickness  # thicker sections absorb more light
     rgb = _BACKGROUND * (1 - tissue) + colour * tissue
     return np.clip(rgb, 0, 255).astype(np.uint8)
