@@ -65,7 +65,7 @@ def test_attention_mil_weights_sum_to_one_and_it_learns_from_bags():
     ids = list(features)
     model = AttentionMIL(8, 1, hidden=32, dropout=0.0)
     weights = model.attention(torch.as_tensor(features["s0"]))
-    assert weights.shape == (len(features["s0"]),) and float(weights.sum()) == pytest.approx(1.0, abs=1e-5)
+    assert weights.shape == (len(features["s0"]),) and float(weights.detach().sum()) == pytest.approx(1.0, abs=1e-5)
     train = SlideBags(features, ids[:60], np.array(targets[:60]))
     test = SlideBags(features, ids[60:], np.array(targets[60:]))
     train_model(model, DataLoader(train, batch_size=1, shuffle=True), epochs=25, learning_rate=3e-3, progress=False)
