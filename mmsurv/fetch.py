@@ -43,6 +43,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from .atomic import atomic_path
+from .io.gdc import write_sample_sheet
 
 __all__ = ["Manifest", "RemoteFile", "load_manifest", "resolve_manifest", "download_file", "fetch_manifest", "FetchError", "LOCK_NAME"]
 
@@ -375,9 +376,7 @@ def fetch_manifest(
         _write_lock(destination, manifest, lock)
     sheet = [dict(r.annotations) for r in remotes if r.annotations.get("file_id") and r.path in lock]
     if sheet:
-        frame = pd.DataFrame(sheet).rename(columns=lambda c: c.replace("_", " ").title().replace(" Id", " ID"))
-        with atomic_path(destination / "gdc_sample_sheet.tsv") as partial:
-            frame.to_csv(partial, sep="\t", index=False)
+        write_sample_sheet(destination / "gdc_sample_sheet.tsv", pd.DataFrame(sheet))
     _write_lock(destination, manifest, lock)
     if summary["failed"]:
         raise FetchError(f"{summary['failed']} of {len(remotes)} file(s) failed:\n  " + "\n  ".join(summary["errors"]))

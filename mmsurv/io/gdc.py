@@ -29,6 +29,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from ..atomic import atomic_path
 from .barcodes import patient_barcode
 from .errors import DataFormatError
 
@@ -43,6 +44,7 @@ __all__ = [
     "methylation_matrix",
     "read_gdc_clinical",
     "read_sample_sheet",
+    "write_sample_sheet",
     "sample_files",
 ]
 
@@ -312,6 +314,18 @@ def read_sample_sheet(path: str | os.PathLike) -> pd.DataFrame:
     if missing:
         raise DataFormatError(path, f"is not a GDC sample sheet: missing column(s) {missing}")
     return table
+
+
+def write_sample_sheet(path: str | os.PathLike, files: pd.DataFrame) -> Path:
+    """Write a GDC sample sheet from snake_case columns (``file_id``, ``file_name``, ``data_type``, ``case_id``, ``sample_id`` ...).
+
+    Column names are written the GDC's way (``File ID``, ``Sample Type``), atomically;
+    :func:`read_sample_sheet` reads the file back.
+    """
+    gdc_names = files.rename(columns=lambda c: c.replace("_", " ").title().replace(" Id", " ID"))
+    with atomic_path(path) as partial:
+        gdc_names.to_csv(partial, sep="\t", index=False)
+    return Path(path)
 
 
 def sample_files(sheet: pd.DataFrame, root: str | os.PathLike, data_type: str) -> dict[str, Path]:

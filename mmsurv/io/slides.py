@@ -349,7 +349,7 @@ def tile_grid(
     area = np.maximum((bottom - top) * (right - left), 1)
     inside = summed[bottom, right] - summed[top, right] - summed[bottom, left] + summed[top, left]
     fraction = inside / area
-    keep = fraction >= min_tissue if min_tissue > 0 else np.ones_like(fraction, dtype=bool)
+    keep = fraction >= min_tissue
     tiles = pd.DataFrame(
         {
             "x": np.round(cols[keep] * tile_level0).astype(np.int64),

@@ -139,10 +139,10 @@ class TileDataset(Dataset):
         return twin
 
     def _item(self, index: int, pixels: np.ndarray | None) -> dict[str, Any]:
-        grid = self.grids[self._columns["slide"][index]]
         if pixels is None:  # preloaded
             image = self._preloaded[index]
         else:
+            grid = self.grids[self._columns["slide"][index]]
             if pixels.shape[0] != grid.tile_px:
                 pixels = np.asarray(Image.fromarray(pixels).resize((grid.tile_px, grid.tile_px), Image.Resampling.BILINEAR))
             image = torch.from_numpy(np.require(pixels, requirements=["C", "W"])).permute(2, 0, 1)

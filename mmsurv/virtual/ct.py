@@ -30,7 +30,7 @@ from scipy import ndimage
 from ..atomic import atomic_path
 from .geometry import ScanGeometry
 
-__all__ = ["TumourShape", "tumour_shape", "render_ct", "reader_mask", "write_ct_series", "write_rtstruct", "mask_contours"]
+__all__ = ["TumourShape", "tumour_shape", "render_ct", "reader_mask", "dicom_uid", "write_ct_series", "write_rtstruct", "mask_contours"]
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
@@ -143,8 +143,8 @@ def reader_mask(tumour: TumourShape, geometry: ScanGeometry, *, reader_seed: int
     return distance + 0.6 * wobble < 1.0
 
 
-def _uid(*parts: object) -> str:
-    """A reproducible DICOM UID from the given parts."""
+def dicom_uid(*parts: object) -> str:
+    """A reproducible DICOM UID from the given parts (same parts, same UID)."""
     return generate_uid(entropy_srcs=[str(p) for p in parts])
 
 
@@ -183,7 +183,7 @@ def write_ct_series(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    sop_uids = [_uid(series_uid, k) for k in range(hu.shape[0])]
+    sop_uids = [dicom_uid(series_uid, k) for k in range(hu.shape[0])]
     file_numbers = np.random.default_rng(int(hashlib.sha256(series_uid.encode()).hexdigest()[:8], 16)).permutation(hu.shape[0]) + 1
     for k in range(hu.shape[0]):
         dataset = _base_dataset(f"1-{file_numbers[k]:03d}.dcm", CT_IMAGE_STORAGE, sop_uids[k], patient)
@@ -240,10 +240,10 @@ def write_rtstruct(
 ) -> Path:
     """Write masks as an RTSTRUCT referencing a CT series (ROI name -> boolean mask)."""
     path = Path(path)
-    sop_uid = _uid(ct_series_uid, label, "rtstruct")
+    sop_uid = dicom_uid(ct_series_uid, label, "rtstruct")
     dataset = _base_dataset(path.name, RTSTRUCT_STORAGE, sop_uid, patient)
     dataset.Modality = "RTSTRUCT"
-    dataset.SeriesInstanceUID = _uid(ct_series_uid, label, "series")
+    dataset.SeriesInstanceUID = dicom_uid(ct_series_uid, label, "series")
     dataset.SeriesNumber = 2
     dataset.StructureSetLabel = label
     dataset.StructureSetDate = _dt.date(2008, 1, 1).strftime("%Y%m%d")

@@ -38,14 +38,15 @@ import numpy as np
 import pandas as pd
 
 from ..environment import PROJECT_ROOT
+from ..io.gdc import write_sample_sheet
 from ..simulate import simulate_cohort
-from .ct import reader_mask, render_ct, tumour_shape, write_ct_series, write_rtstruct
+from .ct import dicom_uid, reader_mask, render_ct, tumour_shape, write_ct_series, write_rtstruct
 from .geometry import ScanGeometry
 from .mri import pelvic_tumour, render_mri
 from .omics import gene_panel, simulate_expression, simulate_methylation, simulate_mutations, write_maf, write_methylation_betas, write_star_counts
 from .reports import mri_report
 from .slide_writer import write_virtual_slide
-from .tables import file_uuid, write_gdc_clinical, write_nsclc_clinical, write_sample_sheet
+from .tables import file_uuid, write_gdc_clinical, write_nsclc_clinical
 from .tissue import tissue_recipe
 
 __all__ = ["COHORTS", "SIZES", "CohortSize", "VirtualDataset", "virtual_cohort_files", "default_data_dir", "GENERATOR_VERSION"]
@@ -238,9 +239,9 @@ def _ct_job(folder: str, patient: dict[str, Any], geometry: ScanGeometry, rescan
         scans.append(("scan-2", tuple(float(s) for s in shift)))
     for number, (study, offset) in enumerate(scans):
         uid = f"{patient['patient_id']}/{study}"
-        info = dict(ids, study_uid=_uid(uid, "study"), frame_uid=_uid(uid, "frame"), study_date=f"2008010{number + 1}")
+        info = dict(ids, study_uid=dicom_uid(uid, "study"), frame_uid=dicom_uid(uid, "frame"), study_date=f"2008010{number + 1}")
         hu, true_mask = render_ct(tumour, geometry, scan_seed=patient["tumour_seed"] * 7 + number, offset_mm=offset)
-        series_uid = _uid(uid, "ct")
+        series_uid = dicom_uid(uid, "ct")
         base = Path(folder) / patient["patient_id"] / f"{info['study_date']}-{study}"
         sop_uids = write_ct_series(base / "1.000000-CT", hu, geometry, info, series_uid=series_uid)
         write_rtstruct(base / "3.000000-RTSTRUCT" / "1-1.dcm", {"GTV-1": true_mask}, geometry, info,
@@ -269,12 +270,6 @@ def _mri_job(folder: str, report_path: str, patient: dict[str, Any], geometry: S
     Path(report_path).write_text(mri_report(tumour, seed=patient["tumour_seed"] + 2))
     return {"tumour_diameter_mm": tumour.max_diameter_mm, "parametrial_invasion": int(tumour.parametrial_invasion),
             "nodes": tumour.nodes, "diffusion_restriction": tumour.restriction}
-
-
-def _uid(*parts: object) -> str:
-    from pydicom.uid import generate_uid
-
-    return generate_uid(entropy_srcs=[str(p) for p in parts])
 
 
 # ---------------------------------------------------------------- cohort writers

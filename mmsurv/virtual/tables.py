@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..atomic import atomic_path
 
-__all__ = ["write_gdc_clinical", "write_sample_sheet", "write_nsclc_clinical", "file_uuid", "AJCC_STAGES", "FIGO_STAGES"]
+__all__ = ["write_gdc_clinical", "write_nsclc_clinical", "file_uuid", "AJCC_STAGES", "FIGO_STAGES"]
 
 AJCC_STAGES = {1: "Stage I", 2: "Stage II", 3: "Stage III", 4: "Stage IV"}
 FIGO_STAGES = {1: "Stage IB", 2: "Stage II", 3: "Stage III", 4: "Stage IVA"}
@@ -64,14 +64,6 @@ def write_gdc_clinical(path: str | os.PathLike, patients: pd.DataFrame, *, proje
             )
     with atomic_path(path) as partial:
         pd.DataFrame(rows).to_csv(partial, sep="\t", index=False)
-    return Path(path)
-
-
-def write_sample_sheet(path: str | os.PathLike, files: pd.DataFrame) -> Path:
-    """Write a GDC sample sheet; ``files`` has file_id, file_name, data_category, data_type, project_id, case_id, sample_id, sample_type."""
-    renamed = files.rename(columns=lambda c: c.replace("_", " ").title().replace(" Id", " ID"))
-    with atomic_path(path) as partial:
-        renamed.to_csv(partial, sep="\t", index=False)
     return Path(path)
 
 
