@@ -77,7 +77,10 @@ def _to_device(batch: dict[str, Any], device: str) -> dict[str, Any]:
 
 
 def _target(batch: dict[str, Any], prediction: torch.Tensor) -> torch.Tensor:
-    return batch["target"].to(prediction.dtype).reshape(prediction.shape)
+    target = batch["target"]
+    if prediction.ndim == 2 and prediction.shape[1] > 1 and target.numel() == len(prediction):
+        return target.long().reshape(-1)  # class indices for a classifier's logits (cross-entropy)
+    return target.to(prediction.dtype).reshape(prediction.shape)
 
 
 def _epoch_loss(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: str) -> float:
@@ -111,7 +114,8 @@ def train_model(
     Parameters
     ----------
     model : nn.Module
-        ``model(batch["image"])`` returns predictions shaped like ``batch["target"]``.
+        ``model(batch["image"])`` returns predictions shaped like ``batch["target"]``, or class
+        logits (batch, n_classes) when the targets are class indices.
     train_loader, validation_loader : DataLoader
         Yield dict batches. Without a validation loader every epoch runs and the last is kept.
     loss_fn : callable, default mean squared error

@@ -110,7 +110,7 @@ def test_download_cut_off_every_time_stays_partial_and_resumes_next_run(gdc_arch
 def test_fetch_tcia_collection_unpacks_series_that_the_readers_open(virtual_files, tmp_path):
     cohort = virtual_files["lung_ct"]
     truth = cohort.truth
-    patient = truth.loc[(truth["collection"] == "NSCLC-Radiomics") & ~truth["rescanned"], "patient_id"].iloc[0]
+    patient = truth.loc[(truth["collection"] == "NSCLC-Radiomics") & ~truth["second_reader"], "patient_id"].iloc[0]
     series = index_dicom_folder(cohort.tcia / "NSCLC-Radiomics" / patient)
     archive = FakeArchive()
     for _, row in series.iterrows():

@@ -73,15 +73,19 @@ def test_rtstruct_mask_recovers_the_planted_tumour(ct):
 
 def test_rescan_and_second_reader_see_the_same_tumour(ct):
     cohort, series = ct
-    rescanned = cohort.truth[cohort.truth["rescanned"]]["patient_id"].iloc[0]
-    first, rt1 = _scan(series, rescanned, "scan-1")
-    second, rt2 = _scan(series, rescanned, "scan-2")
+    truth = cohort.truth
+    rescanned = truth.loc[truth["rescanned"], "patient_id"].iloc[0]
+    rider = index_dicom_folder(cohort.tcia / "RIDER-Lung-CT" / rescanned, first_file_only=True)
+    first, rt1 = _scan(rider, rescanned, "scan-1")
+    second, rt2 = _scan(rider, rescanned, "scan-2")
     assert not np.array_equal(first.array, second.array)  # new noise, new position
     m1, m2 = rtstruct_mask(rt1, first).array.astype(bool), rtstruct_mask(rt2, second).array.astype(bool)
     assert int(m2.sum()) == pytest.approx(int(m1.sum()), rel=0.15)
-    reader2_folder = cohort.tcia / "NSCLC-Radiomics-Interobserver" / rescanned
-    other = rtstruct_mask(find_rtstruct(reader2_folder), first).array.astype(bool)
-    dice = 2 * (m1 & other).sum() / (m1.sum() + other.sum())
+    contoured_twice = truth.loc[truth["second_reader"], "patient_id"].iloc[0]
+    scan, reader1 = _scan(series, contoured_twice)
+    reader2 = find_rtstruct(cohort.tcia / "NSCLC-Radiomics-Interobserver1" / contoured_twice)
+    own, other = rtstruct_mask(reader1, scan).array.astype(bool), rtstruct_mask(reader2, scan).array.astype(bool)
+    dice = 2 * (own & other).sum() / (own.sum() + other.sum())
     assert 0.5 < dice < 0.98
 
 

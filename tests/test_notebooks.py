@@ -121,7 +121,7 @@ def test_breast_notebook_keeps_every_patient_slide_and_tile_in_one_split(breast_
 
 
 def test_every_notebook_has_a_test():
-    tested = {"00_survival_primer", "01_breast_proliferation_wsi"}
+    tested = {"00_survival_primer", "01_breast_proliferation_wsi", "02_lung_ct_3dcnn_prognosis"}
     assert {p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")} <= tested
 
 
@@ -149,3 +149,62 @@ def test_breast_notebook_reads_a_fetched_gdc_folder(virtual_files, tmp_path):
     metrics = json.loads((results / "01_breast_proliferation_wsi" / "metrics.json").read_text())["metrics"]
     assert metrics["heldout_spearman_score"] >= 0.4
     assert not any("oracle" in key for key in metrics["correlations"])  # real data has no planted truth
+
+
+@pytest.fixture(scope="module")
+def lung_ct_run(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    (run,) = run_notebooks(["02"], smoke=True, results_root=results, progress_bar=False, cell_timeout=600)
+    assert run.status == "ok", run.error
+    return json.loads((results / "02_lung_ct_3dcnn_prognosis" / "metrics.json").read_text())["metrics"]
+
+
+@pytest.mark.notebooks
+def test_lung_ct_notebook_predicts_two_year_survival_from_the_tumour_cube(lung_ct_run):
+    auc = lung_ct_run["auc_test"]
+    # the test centre (never trained or tuned on): the cube carries size, texture and necrosis
+    assert auc["3D CNN"]["estimate"] > 0.6
+    assert auc["3D CNN"]["estimate"] < auc["oracle (planted true risk)"]["estimate"] + 0.05
+    # shuffled training labels: chance (leakage from the test centre would give ~0.7)
+    permuted = lung_ct_run["permuted_control"]
+    assert abs(permuted["estimate"] - 0.5) < 0.15 and permuted["n_permutations"] >= 2
+    assert lung_ct_run["risk_groups_test"]["3D CNN"]["hazard_ratio"] > 1.0
+    # the same tumour rescanned, or contoured by another reader, gets nearly the same prediction
+    robustness = lung_ct_run["robustness"]
+    assert robustness["test_retest_icc_cnn"] > 0.8 and robustness["n_retest_patients"] >= 10
+    assert robustness["inter_reader_spearman_cnn"] > 0.7
+    assert set(lung_ct_run["n_patients"]) == {"train", "tune", "test"}
+    # the network's "dead" saliency concentrates in the tumour, not in the air around it
+    assert lung_ct_run["saliency_enrichment_in_contour"] > 1.5
+
+
+@pytest.mark.notebooks
+def test_lung_ct_transfer_learning_is_tested_on_unseen_surgery_patients(lung_ct_run):
+    test_patients = set(lung_ct_run["surgery_test_patients"])
+    assert len(test_patients) >= 20 and all(p.startswith("VSURG1-") for p in test_patients)
+    assert not test_patients & set(lung_ct_run["training_patients"])
+    assert lung_ct_run["transfer_surgery"]["transfer (frozen conv, retrained dense)"]["estimate"] > 0.55
+
+
+@pytest.mark.notebooks
+def test_lung_ct_notebook_reads_a_tcia_folder(virtual_files, tmp_path):
+    """data_source="tcia": the same cells read a TCIA-layout folder with Lung1's single-centre clinical table and no surgery cohort."""
+    import shutil
+
+    import pandas as pd
+
+    source = virtual_files["lung_ct"].tcia
+    fetched = tmp_path / "tcia"
+    for collection in ("NSCLC-Radiomics", "RIDER-Lung-CT", "NSCLC-Radiomics-Interobserver1"):
+        shutil.copytree(source / collection, fetched / collection)
+    clinical = pd.read_csv(source / "NSCLC-Radiomics.clinical.csv")
+    clinical.drop(columns="centre").to_csv(fetched / "NSCLC-Radiomics.clinical.csv", index=False)  # Lung1 is one centre
+    results = tmp_path / "results"
+    (run,) = run_notebooks(["02"], smoke=True, parameters={"data_source": "tcia", "data_dir": str(fetched), "surgery_collection": ""},
+                           results_root=results, progress_bar=False, cell_timeout=600)
+    assert run.status == "ok", run.error
+    metrics = json.loads((results / "02_lung_ct_3dcnn_prognosis" / "metrics.json").read_text())["metrics"]
+    assert set(metrics["auc_test"]) == {"3D CNN", "clinical random forest"}  # real data has no planted truth
+    assert metrics["auc_test"]["3D CNN"]["estimate"] > 0.55
+    assert metrics["n_labelled"]["test"] >= 40  # a random 30% of the patients, no centre column
+    assert metrics["transfer_surgery"] == {} and metrics["robustness"]["n_retest_patients"] >= 10

@@ -4,8 +4,9 @@ The phantom is deliberately simple - a body, two lungs, a tumour - but the tumou
 patient's planted biology the way radiomics studies found it in real scans:
 
 * **size** grows with ``invasion`` (which also drives the clinical T stage),
-* **texture** (internal heterogeneity) grows with ``proliferation``, which no clinical
-  variable records - the image signal a CNN can add beyond the clinical baseline,
+* **texture** (internal heterogeneity) and a low-density **necrotic core** grow with
+  ``proliferation``, which no clinical variable records - the image signal a CNN can add
+  beyond the clinical baseline,
 * **margin** irregularity (lobulation / spiculation) grows with ``invasion``.
 
 Geometry and randomness are tied to the patient, noise to the scan, so a *rescan* of the
@@ -38,13 +39,17 @@ RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 
 @dataclass(frozen=True)
 class TumourShape:
-    """A lobulated tumour: centre (mm), radius (mm), margin lobes and texture strength."""
+    """A lobulated tumour: centre (mm), radius (mm), margin lobes, texture strength and necrotic core.
+
+    ``necrosis`` is the radius of the necrotic core as a fraction of the tumour's.
+    """
 
     centre_mm: tuple[float, float, float]
     radius_mm: float
     lobe_directions: np.ndarray
     lobe_strength: float
     heterogeneity_hu: float
+    necrosis: float
     seed: int
 
 
@@ -65,7 +70,8 @@ def tumour_shape(proliferation: float, invasion: float, *, seed: int, geometry: 
         radius_mm=float(np.clip(15.0 + 5.5 * invasion + rng.normal(0, 1.5), 6.0, 30.0)),
         lobe_directions=directions,
         lobe_strength=float(np.clip(0.12 + 0.12 * invasion, 0.0, 0.45)),
-        heterogeneity_hu=float(np.clip(45.0 + 30.0 * proliferation, 5.0, 130.0)),
+        heterogeneity_hu=float(np.clip(45.0 + 40.0 * proliferation, 5.0, 160.0)),
+        necrosis=float(np.clip(0.35 + 0.3 * proliferation, 0.0, 0.8)),
         seed=int(seed),
     )
 
@@ -127,7 +133,8 @@ def render_ct(
     texture = ndimage.gaussian_filter(texture_rng.standard_normal(x.shape).astype(np.float32), sigma=1.2)
     texture /= max(float(texture.std()), 1e-6)
     edge = np.clip((1.0 - distance) / 0.12, 0.0, 1.0)  # partial-volume rim
-    tumour_hu = 30.0 + tumour.heterogeneity_hu * texture
+    core = np.clip((tumour.necrosis - distance) / 0.1, 0.0, 1.0)  # necrosis: about 70 HU below viable tumour
+    tumour_hu = 30.0 + tumour.heterogeneity_hu * texture - 70.0 * core
     hu = hu * (1 - edge) + tumour_hu * edge
     noise = np.random.default_rng(scan_seed).normal(0.0, noise_hu, size=x.shape)
     hu = np.clip(hu + noise, -1024, 3071)

@@ -12,8 +12,9 @@ cohort         files
 ``cesc``       GDC: slides, masked MAFs, clinical TSV, sample sheet; pelvic MRI
                (T2-like, diffusion-like, tumour masks; NIfTI) and report text
 ``lung_ct``    TCIA-style: CT DICOM series + RTSTRUCT (``GTV-1``) for a radiotherapy
-               and a surgery collection, test-retest rescans, a second reader's
-               contours, NSCLC-Radiomics-style clinical CSVs
+               collection (four centres) and a smaller, earlier-stage surgery
+               collection on noisier scanners, RIDER-style same-day rescans, a second
+               reader's contours, NSCLC-Radiomics-style clinical CSVs
 =============  =====================================================================
 
 plus ``truth.tsv``: the planted latent traits and oracle risk of every patient, which the
@@ -52,7 +53,7 @@ from .tissue import tissue_recipe
 __all__ = ["COHORTS", "SIZES", "CohortSize", "VirtualDataset", "virtual_cohort_files", "default_data_dir", "GENERATOR_VERSION"]
 
 #: Bump when the files a cohort contains change, so cached cohorts are regenerated.
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 COHORTS = ("brca", "lung_tcga", "cesc", "lung_ct")
 
 
@@ -66,15 +67,16 @@ class CohortSize:
     ct: ScanGeometry
     mri: ScanGeometry
     n_rescans: int
+    n_ct_patients: int
     n_background_genes: int
     n_probes: int
 
 
 SIZES: dict[str, CohortSize] = {
     "smoke": CohortSize(48, slide_mm=1.2, slide_mpp=1.0, ct=ScanGeometry(96, 3.5, 36, 4.0), mri=ScanGeometry(64, 3.0, 16, 5.0),
-                        n_rescans=12, n_background_genes=200, n_probes=300),
+                        n_rescans=12, n_ct_patients=400, n_background_genes=200, n_probes=300),
     "full": CohortSize(300, slide_mm=2.0, slide_mpp=0.5, ct=ScanGeometry(160, 2.0, 64, 2.5), mri=ScanGeometry(128, 1.5, 24, 4.0),
-                       n_rescans=32, n_background_genes=1000, n_probes=2000),
+                       n_rescans=32, n_ct_patients=900, n_background_genes=1000, n_probes=2000),
 }
 
 
@@ -230,7 +232,8 @@ def _slide_job(path: str, proliferation: float, immune: float, size: CohortSize,
     write_virtual_slide(path, recipe, size.slide_mpp, metadata={"Filename": Path(path).stem})
 
 
-def _ct_job(folder: str, patient: dict[str, Any], geometry: ScanGeometry, rescan: bool, second_reader_folder: str | None) -> dict[str, float]:
+def _ct_job(folder: str, patient: dict[str, Any], geometry: ScanGeometry, rescan: bool, second_reader_folder: str | None,
+            noise_hu: float) -> dict[str, float]:
     tumour = tumour_shape(patient["proliferation"], patient["invasion"], seed=patient["tumour_seed"], geometry=geometry)
     ids = {"patient_id": patient["patient_id"], "sex": patient["sex"]}
     scans = [("scan-1", (0.0, 0.0, 0.0))]
@@ -240,7 +243,7 @@ def _ct_job(folder: str, patient: dict[str, Any], geometry: ScanGeometry, rescan
     for number, (study, offset) in enumerate(scans):
         uid = f"{patient['patient_id']}/{study}"
         info = dict(ids, study_uid=dicom_uid(uid, "study"), frame_uid=dicom_uid(uid, "frame"), study_date=f"2008010{number + 1}")
-        hu, true_mask = render_ct(tumour, geometry, scan_seed=patient["tumour_seed"] * 7 + number, offset_mm=offset)
+        hu, true_mask = render_ct(tumour, geometry, scan_seed=patient["tumour_seed"] * 7 + number, offset_mm=offset, noise_hu=noise_hu)
         series_uid = dicom_uid(uid, "ct")
         base = Path(folder) / patient["patient_id"] / f"{info['study_date']}-{study}"
         sop_uids = write_ct_series(base / "1.000000-CT", hu, geometry, info, series_uid=series_uid)
@@ -424,30 +427,39 @@ def _write_cesc(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.Data
     return pd.concat([truth, pd.DataFrame(measured, index=truth.index)], axis=1)
 
 
+#: Probability that a patient of each clinical stage was operated on (the rest had radiotherapy):
+#: the surgery cohort is smaller and earlier-stage, a shifted distribution to transfer to.
+_SURGERY_BY_STAGE = {1: 0.6, 2: 0.45, 3: 0.1, 4: 0.0}
+#: Scanner noise (HU) by collection: the surgery centres' scanners are noisier.
+_CT_NOISE_HU = {"NSCLC-Radiomics": 18.0, "NSCLC-Surgery": 28.0, "RIDER-Lung-CT": 18.0}
+_CT_ID_PREFIX = {"NSCLC-Radiomics": "VLUNG1", "NSCLC-Surgery": "VSURG1", "RIDER-Lung-CT": "VRIDER"}
+#: The radiotherapy centre whose patients a second reader contoured (notebook 02 tests on it).
+INTEROBSERVER_CENTRE = "C4"
+
+
 def _write_lung_ct(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.DataFrame:
-    cohort = simulate_cohort(int(size.n_patients * 1.5), seed=seed, n_centres=4)
+    # lung cancer: median survival about 2 years, so about half of the patients die within 2 years
+    cohort = simulate_cohort(size.n_ct_patients + size.n_rescans, seed=seed, n_centres=4, median_survival_years=2.0)
     truth = cohort.patients.copy()
     rng = np.random.default_rng(seed + 13)
     truth["sex"] = np.where(rng.random(len(truth)) < 0.35, "F", "M")
-    truth["collection"] = np.where(truth["treatment"] == "surgery", "NSCLC-Surgery", "NSCLC-Radiomics")
-    counters = {"NSCLC-Radiomics": 0, "NSCLC-Surgery": 0}
-    ids = []
-    for collection in truth["collection"]:
-        counters[collection] += 1
-        ids.append(f"{'VLUNG1' if collection == 'NSCLC-Radiomics' else 'VSURG1'}-{counters[collection]:03d}")
-    truth["patient_id"] = ids
+    operated = rng.random(len(truth)) < truth["stage"].map(_SURGERY_BY_STAGE).to_numpy()
+    truth["collection"] = np.where(operated, "NSCLC-Surgery", "NSCLC-Radiomics")
+    truth.loc[truth.index[-size.n_rescans:], "collection"] = "RIDER-Lung-CT"  # same-day test-retest scans, no outcomes used
+    truth["treatment"] = truth["collection"].map({"NSCLC-Radiomics": "radiotherapy", "NSCLC-Surgery": "surgery",
+                                                  "RIDER-Lung-CT": "unknown"})
+    truth["patient_id"] = [f"{_CT_ID_PREFIX[c]}-{k + 1:03d}" for c, k in zip(truth["collection"], truth.groupby("collection").cumcount())]
     truth["tumour_seed"] = seed * 10_000 + np.arange(len(truth))
-    radiotherapy = truth.index[truth["collection"] == "NSCLC-Radiomics"]
-    rescanned = set(radiotherapy[: size.n_rescans])
+    truth["rescanned"] = truth["collection"].eq("RIDER-Lung-CT")
+    truth["second_reader"] = truth["collection"].eq("NSCLC-Radiomics") & truth["centre"].eq(INTEROBSERVER_CENTRE)
     jobs = []
-    for index, patient in truth.iterrows():
+    for _, patient in truth.iterrows():
         record = {k: patient[k] for k in ("patient_id", "proliferation", "invasion", "tumour_seed", "sex")}
-        second = str(root / "tcia" / "NSCLC-Radiomics-Interobserver") if index in rescanned else None
+        second = str(root / "tcia" / "NSCLC-Radiomics-Interobserver1") if patient["second_reader"] else None
         folder = root / "tcia" / patient["collection"]
-        jobs.append((str(folder), record, size.ct, index in rescanned, second))
+        jobs.append((str(folder), record, size.ct, bool(patient["rescanned"]), second, _CT_NOISE_HU[patient["collection"]]))
     measured = pd.DataFrame(pool.run(_ct_job, jobs, "CT scans"), index=truth.index)
     truth = pd.concat([truth, measured], axis=1)
-    truth["rescanned"] = truth.index.isin(list(rescanned))
     diameter = 2 * truth["tumour_radius_mm"]
     truth["t_stage"] = 1 + np.searchsorted([30.0, 50.0, 70.0], diameter)
     truth["n_stage"] = np.clip(np.round(truth["invasion"] + rng.normal(0, 0.6, len(truth)) + 0.5), 0, 3).astype(int)
@@ -455,7 +467,8 @@ def _write_lung_ct(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.D
     truth["overall_stage"] = [_tnm_stage(t, n, m) for t, n, m in zip(truth["t_stage"], truth["n_stage"], truth["m_stage"])]
     truth["histology"] = rng.choice(["adenocarcinoma", "squamous cell carcinoma", "large cell", "nos"], size=len(truth), p=[0.35, 0.4, 0.2, 0.05])
     truth["gender"] = np.where(truth["sex"] == "F", "female", "male")
-    for collection, part in truth.groupby("collection"):
+    for collection in ("NSCLC-Radiomics", "NSCLC-Surgery"):  # RIDER publishes no clinical table
+        part = truth[truth["collection"] == collection]
         write_nsclc_clinical(root / "tcia" / f"{collection}.clinical.csv", part, extra_columns=("centre",))
     return truth
 
