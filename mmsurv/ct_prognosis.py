@@ -146,20 +146,24 @@ def fit_cube_classifier(
     )
 
 
+def _outputs_by_cube(function, cubes: np.ndarray, side: int, device: str, batch_size: int) -> np.ndarray:
+    """``function`` (a model or one of its methods) applied to the central crop of every cube, in cube order."""
+    loader = _loader(cubes, np.zeros(len(cubes)), side, augment=False, batch_size=batch_size, seed=0)
+    outputs, order = predict(function, loader, device=device, progress=False)
+    return outputs[np.argsort(order)]
+
+
 def death_probability(model: CT3DCNN, cubes: np.ndarray, *, side: int, device: str = "cpu", batch_size: int = 64) -> np.ndarray:
     """Predicted probability of death by the horizon (softmax of class 1), from the central crop of each cube."""
     if len(cubes) == 0:
         return np.empty(0)
-    logits, order = predict(model, _loader(cubes, np.zeros(len(cubes)), side, augment=False, batch_size=batch_size, seed=0),
-                            device=device, progress=False)
-    return torch.softmax(torch.from_numpy(logits[np.argsort(order)]), dim=1)[:, 1].numpy()
+    logits = _outputs_by_cube(model, cubes, side, device, batch_size)
+    return torch.softmax(torch.from_numpy(logits), dim=1)[:, 1].numpy()
 
 
 def deep_features(model: CT3DCNN, cubes: np.ndarray, *, side: int, device: str = "cpu", batch_size: int = 64) -> np.ndarray:
     """The deep feature (last dense layer) of each cube, shape (n, model.n_features)."""
-    features, order = predict(model.features, _loader(cubes, np.zeros(len(cubes)), side, augment=False, batch_size=batch_size, seed=0),
-                              device=device, progress=False)
-    return features[np.argsort(order)]
+    return _outputs_by_cube(model.features, cubes, side, device, batch_size)
 
 
 def transfer_to(model: CT3DCNN) -> CT3DCNN:
