@@ -121,6 +121,8 @@ def run_notebook(
     """
     import papermill
 
+    from .notebook_engine import register
+
     output_dir = (results_root / notebook.stem).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     values = {"smoke": smoke, **(parameters or {}), "results_dir": str(output_dir)}
@@ -136,6 +138,7 @@ def run_notebook(
             str(output_dir / notebook.name),
             parameters=values,
             kernel_name="python3",
+            engine_name=register(),  # papermill's engine without the stall on Output widgets (see notebook_engine)
             cwd=str(notebook.parent),
             progress_bar=progress_bar,
             execution_timeout=cell_timeout,
