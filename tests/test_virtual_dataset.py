@@ -38,6 +38,37 @@ def test_interrupted_generation_leaves_nothing_that_looks_complete(tmp_path, mon
     assert list((tmp_path / "virtual").iterdir()) == []
 
 
+def test_a_cohort_written_by_other_generator_code_is_written_again(tmp_path, monkeypatch):
+    import pandas as pd
+
+    calls = []
+
+    def writer(root, seed, size, pool):
+        calls.append(seed)
+        return pd.DataFrame({"patient_id": ["VIRT-01-0000"], "true_risk": [float(len(calls))]})
+
+    monkeypatch.setitem(virtual_dataset._WRITERS, "brca", writer)
+    first = virtual_cohort_files("brca", data_dir=tmp_path, progress=False)
+    assert virtual_cohort_files("brca", data_dir=tmp_path, progress=False).truth.equals(first.truth) and len(calls) == 1
+    assert first.info["generator_fingerprint"] == virtual_dataset.generator_fingerprint()
+    # an edit to the generator's code, without a version bump, changes the fingerprint
+    source = tmp_path / "package"
+    (source / "virtual").mkdir(parents=True)
+    (source / "io").mkdir()
+    for path in [*sorted((virtual_dataset._PACKAGE / "virtual").glob("*.py"))]:
+        (source / "virtual" / path.name).write_bytes(path.read_bytes())
+    for name in virtual_dataset._GENERATOR_SOURCES:
+        (source / name).write_bytes((virtual_dataset._PACKAGE / name).read_bytes())
+    monkeypatch.setattr(virtual_dataset, "_PACKAGE", source)
+    assert virtual_dataset.generator_fingerprint() == first.info["generator_fingerprint"]  # same code, same fingerprint
+    with (source / "virtual" / "ct.py").open("a") as edited:
+        edited.write("\n# necrotic cores are now darker\n")
+    with pytest.warns(UserWarning, match="written by other generator code"):
+        again = virtual_cohort_files("brca", data_dir=tmp_path, progress=False)
+    assert len(calls) == 2 and again.truth["true_risk"].tolist() == [2.0]
+    assert again.info["generator_fingerprint"] == virtual_dataset.generator_fingerprint() != first.info["generator_fingerprint"]
+
+
 def test_unknown_cohort_and_size_are_refused(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown virtual cohort 'kidney'"):
         virtual_cohort_files("kidney", data_dir=tmp_path)

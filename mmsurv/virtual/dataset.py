@@ -21,15 +21,21 @@ plus ``truth.tsv``: the planted latent traits and oracle risk of every patient, 
 notebooks use only to show the best achievable result.
 
 The folder is keyed by cohort, seed and size, written under a temporary name and renamed
-when complete, so an interrupted run never leaves a half-written cohort that looks done.
+when complete, so an interrupted run never leaves a half-written cohort that looks done. A
+cached cohort is reused only if it was written by the same generator code: ``cohort.json``
+records :func:`generator_fingerprint` (a hash of the sources that write cohorts), and a cohort
+written by other code is written again, with a warning - editing the generator without
+remembering to bump a version number can no longer hide behind a warm ``data/`` folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,10 +56,15 @@ from .slide_writer import write_virtual_slide
 from .tables import file_uuid, write_gdc_clinical, write_nsclc_clinical
 from .tissue import tissue_recipe
 
-__all__ = ["COHORTS", "SIZES", "CohortSize", "VirtualDataset", "virtual_cohort_files", "default_data_dir", "GENERATOR_VERSION"]
+__all__ = ["COHORTS", "SIZES", "CohortSize", "VirtualDataset", "virtual_cohort_files", "default_data_dir", "GENERATOR_VERSION",
+           "generator_fingerprint"]
 
-#: Bump when the files a cohort contains change, so cached cohorts are regenerated.
+#: Bump when a cohort's files change for a reason outside the generator's own sources (e.g. a
+#: dependency writes them differently); changes to the sources are caught by the fingerprint.
 GENERATOR_VERSION = 6
+_PACKAGE = Path(__file__).resolve().parents[1]
+#: The sources whose code decides what a virtual cohort's files hold (besides ``virtual/`` itself).
+_GENERATOR_SOURCES = ("simulate.py", "io/gdc.py")
 COHORTS = ("brca", "lung_tcga", "cesc", "lung_ct")
 
 
@@ -129,6 +140,21 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("MMSURV_DATA", PROJECT_ROOT / "data"))
 
 
+def generator_fingerprint() -> str:
+    """A short hash of the code that writes virtual cohorts: every ``mmsurv/virtual`` module,
+    the latent-biology simulator and the GDC sample-sheet writer.
+
+    Any edit to them - even one that leaves :data:`GENERATOR_VERSION` alone - changes the
+    fingerprint, and cached cohorts written by the old code are regenerated.
+    """
+    digest = hashlib.sha256(str(GENERATOR_VERSION).encode())
+    sources = sorted((_PACKAGE / "virtual").glob("*.py")) + [_PACKAGE / name for name in _GENERATOR_SOURCES]
+    for path in sources:
+        digest.update(path.relative_to(_PACKAGE).as_posix().encode())
+        digest.update(path.read_bytes().replace(b"\r\n", b"\n"))
+    return digest.hexdigest()[:16]
+
+
 def virtual_cohort_files(
     name: str,
     *,
@@ -161,10 +187,13 @@ def virtual_cohort_files(
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
     root = Path(data_dir or default_data_dir()) / "virtual" / f"{name}-seed{seed}-{size}"
     marker = root / "cohort.json"
+    fingerprint = generator_fingerprint()
     if marker.is_file():
         info = json.loads(marker.read_text())
-        if info.get("generator_version") == GENERATOR_VERSION:
+        if info.get("generator_fingerprint") == fingerprint:
             return VirtualDataset(name, root, pd.read_csv(root / "truth.tsv", sep="\t"), info)
+        warnings.warn(f"{root}: written by other generator code (fingerprint {info.get('generator_fingerprint')}, "
+                      f"now {fingerprint}); writing the cohort again", stacklevel=2)
     partial = root.with_name(f".{root.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -175,6 +204,7 @@ def virtual_cohort_files(
         truth.to_csv(partial / "truth.tsv", sep="\t", index=False)
         info = {
             "cohort": name, "seed": seed, "size": size, "generator_version": GENERATOR_VERSION,
+            "generator_fingerprint": fingerprint,
             "n_patients": int(len(truth)), "n_files": sum(1 for p in partial.rglob("*") if p.is_file()),
             "seconds": round(time.perf_counter() - started, 1),
         }
