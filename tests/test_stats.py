@@ -84,6 +84,31 @@ def test_high_vs_low_hazard_ratio_on_planted_signal():
     assert adjusted.hazard_ratio > 1.5
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_stratified_hazard_ratio_removes_a_centre_confounder(seed):
+    """A score that only tells the centres apart: within a centre it says nothing about survival.
+
+    Centre B's patients die twice as fast and all score "high" more often (a stain shift, say),
+    so the pooled HR is far above 1; stratified by centre (R: ``coxph(Surv(t, e) ~ high +
+    strata(centre))``) the HR is about 1, and it still finds a real within-centre effect.
+    """
+    rng = np.random.default_rng(seed)
+    n = 600
+    centre = np.repeat(["A", "B"], n // 2)
+    high = np.where(rng.random(n) < np.where(centre == "B", 0.8, 0.2), "high", "low")
+    baseline = np.where(centre == "B", 2.0, 1.0)
+    time = rng.exponential(1 / baseline)
+    censor = rng.exponential(2.0, size=n)
+    observed, event = np.minimum(time, censor), (time <= censor).astype(int)
+    pooled = stats.high_vs_low_hazard_ratio(observed, event, high)
+    within = stats.high_vs_low_hazard_ratio(observed, event, high, strata=centre)
+    assert pooled.hazard_ratio > 1.3 and pooled.ci_low > 1.0
+    assert within.ci_low < 1.0 < within.ci_high and abs(np.log(within.hazard_ratio)) < 0.25
+    real = np.minimum(rng.exponential(1 / (baseline * np.where(high == "high", 2.0, 1.0))), censor)
+    effect = stats.high_vs_low_hazard_ratio(real, (real < censor).astype(int), high, strata=centre)
+    assert effect.ci_low > 1.3  # planted HR 2 within each centre
+
+
 def test_lasso_cox_selects_planted_features_over_noise():
     patients = simulate_cohort(500, seed=1).patients
     rng = np.random.default_rng(0)

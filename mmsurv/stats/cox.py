@@ -64,6 +64,7 @@ def fit_cox(
     covariates: list[str] | None = None,
     *,
     penalizer: float = 0.0,
+    strata: list[str] | None = None,
 ) -> CoxResult:
     """Fit a Cox proportional-hazards model and tabulate hazard ratios with 95% CIs.
 
@@ -78,6 +79,11 @@ def fit_cox(
         other column.
     penalizer : float, default 0.0
         Ridge penalty, useful with few events per covariate.
+    strata : list of str, optional
+        Columns whose levels each get their own baseline hazard (a stratified Cox model, R's
+        ``coxph(Surv(time, event) ~ x + strata(centre))``): hazard ratios are then compared
+        within strata only, so a stratum that differs in survival *and* in ``x`` - a centre
+        with older patients and another scanner - cannot create an effect.
 
     Returns
     -------
@@ -88,16 +94,17 @@ def fit_cox(
     ValueError
         On missing values in the chosen columns, or invalid survival data.
     """
-    covariates = covariates or [c for c in data.columns if c not in (duration_col, event_col)]
-    missing = [c for c in [duration_col, event_col, *covariates] if c not in data.columns]
+    strata = list(strata or [])
+    covariates = covariates or [c for c in data.columns if c not in (duration_col, event_col, *strata)]
+    missing = [c for c in [duration_col, event_col, *covariates, *strata] if c not in data.columns]
     if missing:
         raise ValueError(f"columns not in data: {missing}")
-    frame = data[[duration_col, event_col, *covariates]]
+    frame = data[[duration_col, event_col, *covariates, *strata]]
     n_missing = frame.isna().any(axis=1).sum()
     if n_missing:
         raise ValueError(f"{n_missing} row(s) have missing values in {list(frame.columns)}: drop or impute them first")
     check_survival(frame[duration_col], frame[event_col])
-    model = CoxPHFitter(penalizer=penalizer).fit(frame, duration_col=duration_col, event_col=event_col)
+    model = CoxPHFitter(penalizer=penalizer).fit(frame, duration_col=duration_col, event_col=event_col, strata=strata or None)
     summary = model.summary
     table = pd.DataFrame(
         {
@@ -164,8 +171,10 @@ def high_vs_low_hazard_ratio(
     event: np.ndarray,
     groups: np.ndarray,
     covariates: pd.DataFrame | None = None,
+    *,
+    strata: np.ndarray | None = None,
 ) -> pd.Series:
-    """Hazard ratio of the ``"high"`` versus the ``"low"`` risk group, optionally adjusted.
+    """Hazard ratio of the ``"high"`` versus the ``"low"`` risk group, optionally adjusted or stratified.
 
     Parameters
     ----------
@@ -174,6 +183,9 @@ def high_vs_low_hazard_ratio(
         E.g. from :meth:`RiskCutoff.assign`.
     covariates : DataFrame, optional
         Numeric covariates to adjust for (same row order).
+    strata : array-like, shape (n,), optional
+        A stratum per patient (e.g. the centre): high and low are compared within strata, each
+        with its own baseline hazard (see :func:`fit_cox`).
 
     Returns
     -------
@@ -187,4 +199,6 @@ def high_vs_low_hazard_ratio(
     frame = pd.DataFrame({"time": time, "event": event.astype(int), "high_risk": (groups == "high").astype(int)})
     if covariates is not None:
         frame = pd.concat([frame, covariates.reset_index(drop=True)], axis=1)
-    return fit_cox(frame, "time", "event").table.loc["high_risk"]
+    if strata is not None:
+        frame["stratum"] = np.asarray(strata)
+    return fit_cox(frame, "time", "event", strata=["stratum"] if strata is not None else None).table.loc["high_risk"]
