@@ -89,7 +89,10 @@ def centre_split(patients: pd.DataFrame, *, tune_centre: str, test_centre: str, 
 def _loader(cubes: np.ndarray, labels: np.ndarray, side: int, *, augment: bool, batch_size: int, seed: int) -> DataLoader:
     dataset = CubeDataset(cubes, np.asarray(labels).astype(int), side, augment=augment, seed=seed)
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=augment, generator=generator)
+    # a training batch of one cube cannot pass the dense layers' batch norm: drop that lone
+    # cube (a different one each epoch, as batches are shuffled) rather than crash
+    lone_last = augment and len(dataset) > batch_size and len(dataset) % batch_size == 1
+    return DataLoader(dataset, batch_size=batch_size, shuffle=augment, generator=generator, drop_last=lone_last)
 
 
 def fit_cube_classifier(
@@ -104,6 +107,7 @@ def fit_cube_classifier(
     batch_size: int = 16,
     device: str = "cpu",
     seed: int = 0,
+    patient_ids: tuple[Sequence, Sequence] | None = None,
     progress: bool = True,
     description: str = "3D CNN",
 ) -> TrainingHistory:
@@ -119,7 +123,11 @@ def fit_cube_classifier(
     epochs, learning_rate, patience, batch_size : training settings
     device : str
     seed : int
-        Seeds the batch order and the augmentation.
+        Seeds the batch order, the augmentation and dropout (the initial weights are the
+        model's: build it with ``ct_cnn(..., seed=...)``). The same arguments train the same model.
+    patient_ids : (train ids, tune ids), optional
+        Whose cubes ``train`` and ``tune`` hold, recorded in ``history.samples`` (``"train"``,
+        ``"validation"``) so that the split actually trained on can be written down and checked.
     progress : bool
     description : str
 
@@ -141,6 +149,8 @@ def fit_cube_classifier(
         learning_rate=learning_rate,
         patience=patience,
         device=device,
+        seed=seed,
+        sample_ids=dict(zip(("train", "validation"), patient_ids)) if patient_ids is not None else None,
         progress=progress,
         description=description,
     )

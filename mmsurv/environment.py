@@ -7,11 +7,13 @@ import os
 import platform
 import random
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["set_seed", "select_device", "environment_report", "PROJECT_ROOT"]
+__all__ = ["set_seed", "seeded_torch", "select_device", "environment_report", "PROJECT_ROOT"]
 
 #: The repository root (the folder holding ``notebooks/`` and ``data_manifests/``).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +51,31 @@ def set_seed(seed: int) -> np.random.Generator:
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     return np.random.default_rng(seed)
+
+
+@contextmanager
+def seeded_torch(seed: int | None, device: str = "cpu") -> Iterator[None]:
+    """Run a block on PyTorch's random state seeded with ``seed`` alone, then restore the caller's.
+
+    What the block draws (initial weights, dropout masks, torchvision augmentations in the main
+    process) depends on ``seed`` only, not on what ran before, and it does not move the state
+    other code goes on drawing from. ``seed=None`` does nothing: the block uses the global state.
+
+    Parameters
+    ----------
+    seed : int or None
+    device : str, default "cpu"
+        On ``"cuda..."`` the current CUDA device's generator is forked and seeded too.
+    """
+    if seed is None:
+        yield
+        return
+    import torch
+
+    devices = [torch.cuda.current_device()] if str(device).startswith("cuda") else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def select_device(preference: str = "auto") -> str:

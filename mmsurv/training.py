@@ -8,7 +8,14 @@ input), ``target`` and ``index``. The loop
   gradient scaler) - never on CPU, where bfloat16 crashes oneDNN on some processors,
 * uses the channels-last memory layout for image batches (faster convolutions on CPU and GPU),
 * keeps the weights of the epoch with the lowest validation loss and stops after
-  ``patience`` epochs without improvement (early stopping), then restores the best weights.
+  ``patience`` epochs without improvement (early stopping), then restores the best weights,
+* with a ``seed``, draws dropout (and anything else random in the forward pass) from that seed
+  alone, in a forked random state: the same arguments give the same model whatever ran before,
+  and the caller's random state is left as it was.
+
+:class:`TrainingHistory` also records which samples trained the model and which stopped it
+early (``history.samples``), so a notebook can write them down and a test can check that no
+held-out sample was among them.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -26,17 +34,29 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .environment import seeded_torch
+
 __all__ = ["TrainingHistory", "train_model", "predict", "autocast_for", "model_fingerprint"]
 
 
 @dataclass
 class TrainingHistory:
-    """Losses per epoch, the best epoch (lowest validation loss) and the time taken."""
+    """Losses per epoch, the best epoch (lowest validation loss), the time taken, and the samples used.
+
+    ``samples`` maps a role (``"train"``, ``"validation"``) to the ids of the samples that
+    played it, when the caller named them (see :func:`train_model`'s ``sample_ids``).
+    """
 
     train_loss: list[float] = field(default_factory=list)
     validation_loss: list[float] = field(default_factory=list)
     best_epoch: int = -1
     seconds: float = 0.0
+    samples: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def epochs_run(self) -> int:
+        """Epochs actually trained (0 means the model was never updated)."""
+        return len(self.train_loss)
 
     def plot(self, ax: Any = None) -> Any:
         """Training and validation loss curves, the best epoch marked."""
@@ -106,6 +126,8 @@ def train_model(
     weight_decay: float = 1e-4,
     patience: int = 3,
     device: str = "cpu",
+    seed: int | None = None,
+    sample_ids: dict[str, Sequence[Any]] | None = None,
     progress: bool = True,
     description: str = "training",
 ) -> TrainingHistory:
@@ -124,6 +146,13 @@ def train_model(
         Epochs without a lower validation loss before stopping.
     device : str, default "cpu"
         From :func:`mmsurv.environment.select_device`.
+    seed : int, optional
+        Seeds PyTorch's random draws during training (dropout) in a forked random state, so the
+        result depends on the arguments only. The batch order and augmentation are the loaders'
+        (give them seeded generators). Without a seed, the global random state is used.
+    sample_ids : dict, optional
+        ``{"train": ids, "validation": ids}``: what the loaders hold, recorded in
+        ``history.samples`` (lengths are checked against the loaders' datasets).
     progress : bool, default True
     description : str
         Label of the progress bar.
@@ -133,6 +162,30 @@ def train_model(
     TrainingHistory
         The model itself is left on ``device`` with the best weights loaded.
     """
+    samples = _checked_sample_ids(sample_ids or {}, {"train": train_loader, "validation": validation_loader})
+    with seeded_torch(seed, device):
+        history = _train(model, train_loader, validation_loader, loss_fn, epochs, learning_rate, weight_decay, patience, device,
+                         progress, description)
+    history.samples = samples
+    return history
+
+
+def _checked_sample_ids(sample_ids: dict[str, Sequence[Any]], loaders: dict[str, DataLoader | None]) -> dict[str, list[Any]]:
+    recorded = {}
+    for role, ids in sample_ids.items():
+        loader = loaders.get(role)
+        if role not in loaders:
+            raise ValueError(f"sample_ids roles must be among {sorted(loaders)}, got {role!r}")
+        ids = list(ids)
+        size = len(loader.dataset) if loader is not None else 0
+        if len(ids) != size:
+            raise ValueError(f"{len(ids)} {role} sample ids for a {role} loader of {size} samples")
+        recorded[role] = [i.item() if isinstance(i, np.generic) else i for i in ids]
+    return recorded
+
+
+def _train(model: nn.Module, train_loader: DataLoader, validation_loader: DataLoader | None, loss_fn: Callable | None, epochs: int,
+           learning_rate: float, weight_decay: float, patience: int, device: str, progress: bool, description: str) -> TrainingHistory:
     loss_fn = loss_fn or nn.MSELoss()
     model.to(device)
     if any(isinstance(m, nn.Conv2d) for m in model.modules()):

@@ -203,18 +203,20 @@ def fit_tile_regressor(
     augment : callable, optional
         Applied to training tiles only.
     seed : int
-        Seeds the weights and the order of batches.
+        Seeds the weights, the order of batches and dropout: the same arguments train the same model.
 
     Returns
     -------
     (model, history)
+        ``history.samples`` holds the row positions (in ``tiles``) of the tiles that trained the
+        model (``"train"``) and of those that stopped it early (``"validation"``).
     """
     from torch.utils.data import Subset
 
+    from .environment import seeded_torch
     from .models import TileRegressor
     from .training import train_model
 
-    torch.manual_seed(seed)
     labelled = dataset.relabelled(targets, uint8=True)
     augmented = dataset.relabelled(targets, transform=augment, uint8=True)
     train_rows = np.flatnonzero(tiles["split"].to_numpy() == "train")
@@ -223,9 +225,12 @@ def fit_tile_regressor(
     train_loader = DataLoader(Subset(augmented, train_rows), batch_size=batch_size, shuffle=True, generator=generator,
                               num_workers=num_workers, pin_memory=str(device).startswith("cuda"))
     validation_loader = DataLoader(Subset(labelled, validation_rows), batch_size=2 * batch_size, num_workers=num_workers)
-    model = TileRegressor(backbone, n_outputs=targets.shape[1], pretrained=pretrained)
-    history = train_model(model, train_loader, validation_loader if len(validation_rows) else None, epochs=epochs,
-                          learning_rate=learning_rate, patience=patience, device=device, progress=progress)
+    with seeded_torch(seed):
+        model = TileRegressor(backbone, n_outputs=targets.shape[1], pretrained=pretrained)
+    validating = len(validation_rows) > 0
+    history = train_model(model, train_loader, validation_loader if validating else None, epochs=epochs,
+                          learning_rate=learning_rate, patience=patience, device=device, seed=seed, progress=progress,
+                          sample_ids={"train": train_rows, **({"validation": validation_rows} if validating else {})})
     return model, history
 
 

@@ -102,21 +102,91 @@ def test_paper_architecture_shapes_on_a_50mm_cube():
     assert model.convolutions[0][0].kernel_size == (5, 5, 5) and model.convolutions[1][0].out_channels == 128
 
 
-def test_narrow_cnn_learns_a_planted_contrast_and_transfer_freezes_convolutions():
-    rng = np.random.default_rng(0)
+def _textured_tumours(n: int, seed: int, side: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Synthetic cubes: a soft-tissue sphere of random size in lung; label 1 = a mottled, necrotic-looking interior.
+
+    The label does not depend on the size, so only a network that looks at the texture can
+    rank the cubes; a size (volume) model scores about 0.5. Returns (cubes, labels, volumes).
+    """
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.arange(n) % 2)
+    radius = rng.uniform(3.0, 6.5, size=n)
+    z, y, x = np.mgrid[:side, :side, :side] - (side - 1) / 2
+    distance = np.sqrt(z**2 + y**2 + x**2)
+    cubes = rng.normal(0.1, 0.02, size=(n, side, side, side))
+    for i in range(n):
+        inside = distance <= radius[i]
+        cubes[i][inside] = 0.4 + rng.normal(0, 0.02, size=inside.sum())
+        if labels[i]:  # dark voxels scattered through the tumour: texture, not size or mean brightness alone
+            speckle = inside & (rng.random(inside.shape) < 0.3)
+            cubes[i][speckle] -= 0.15
+    return cubes.astype(np.float32), labels, 4 / 3 * np.pi * radius**3
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cube_classifier_learns_texture_that_size_cannot_explain_and_not_shuffled_labels(seed):
+    from mmsurv.metrics import roc_auc
+
+    cubes, labels, volumes = _textured_tumours(260, seed)
+    train, tune, test = slice(0, 120), slice(120, 160), slice(160, 260)
+    settings = dict(side=14, epochs=12, patience=12, batch_size=16, seed=seed, progress=False)
+    model = ct_cnn("narrow", seed=seed)
+    history = fit_cube_classifier(model, (cubes[train], labels[train]), (cubes[tune], labels[tune]), **settings)
+    assert history.epochs_run > 0
+    learned = roc_auc(labels[test], death_probability(model, cubes[test], side=14))
+    by_size = roc_auc(labels[test], volumes[test])
+    assert learned > 0.9 and learned > by_size + 0.25  # size alone is chance here: the network read the texture
+    shuffled = np.random.default_rng(seed + 100).permutation(labels[:160])
+    control = ct_cnn("narrow", seed=seed)
+    fit_cube_classifier(control, (cubes[train], shuffled[train]), (cubes[tune], shuffled[tune]), **settings)
+    assert abs(roc_auc(labels[test], death_probability(control, cubes[test], side=14)) - 0.5) < 0.2
+
+
+def test_cube_classifier_training_is_deterministic_from_its_arguments():
+    cubes, labels, _ = _textured_tumours(40, 0, side=14)
+    weights = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)  # whatever ran before must not matter
+        np.random.seed(global_seed)
+        model = ct_cnn("narrow", seed=3)
+        fit_cube_classifier(model, (cubes[:30], labels[:30]), (cubes[30:], labels[30:]), side=12, epochs=2, seed=3, progress=False)
+        weights.append(model.state_dict())
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+
+
+def test_cube_classifier_trains_when_the_last_batch_would_hold_one_cube():
+    cubes, labels, _ = _textured_tumours(17 + 8, 0, side=14)  # 17 training cubes, batch size 16: a lone 17th
+    model = ct_cnn("narrow", seed=0)
+    history = fit_cube_classifier(model, (cubes[:17], labels[:17]), (cubes[17:], labels[17:]), side=12, epochs=2, batch_size=16,
+                                  patient_ids=([f"P{i}" for i in range(17)], [f"T{i}" for i in range(8)]), progress=False)
+    assert history.epochs_run == 2
+    assert history.samples["train"] == [f"P{i}" for i in range(17)] and len(history.samples["validation"]) == 8
+    with pytest.raises(ValueError, match="3 train sample ids for a train loader of 17"):
+        fit_cube_classifier(model, (cubes[:17], labels[:17]), (cubes[17:], labels[17:]), side=12, epochs=1,
+                            patient_ids=(["a", "b", "c"], list(range(8))), progress=False)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_narrow_cnn_learns_a_planted_contrast_and_transfer_freezes_convolutions(seed):
+    rng = np.random.default_rng(seed)
     labels = np.tile([0, 1], 40)
     cubes = rng.normal(0.3, 0.02, size=(80, 14, 14, 14)).astype(np.float32)
-    cubes[labels == 1, 5:9, 5:9, 5:9] += 0.05  # a brighter core means "dead"
-    torch.manual_seed(0)
-    model = ct_cnn("narrow")
-    fit_cube_classifier(model, (cubes[:60], labels[:60]), (cubes[60:], labels[60:]), side=12, epochs=8, patience=8, progress=False)
+    cubes[labels == 1, 4:10, 4:10, 4:10] += 0.15  # a bright core, many noise levels strong, means "dead"
+    model = ct_cnn("narrow", seed=seed)
+    fit_cube_classifier(model, (cubes[:60], labels[:60]), (cubes[60:], labels[60:]), side=12, epochs=10, patience=10, seed=seed,
+                        progress=False)
     probability = death_probability(model, cubes[60:], side=12)
     assert probability.shape == (20,) and ((probability > 0.5) == labels[60:]).mean() > 0.8
     adapted = transfer_to(model)
     before = [p.clone() for p in adapted.convolutions.parameters()]
-    fit_cube_classifier(adapted, (cubes[:60], 1 - labels[:60]), (cubes[60:], 1 - labels[60:]), side=12, epochs=2, progress=False)
+    dense_before = model.features(torch.from_numpy(centre_crop(cubes[60:], 12))[:, None]).detach()
+    fit_cube_classifier(adapted, (cubes[:60], 1 - labels[:60]), (cubes[60:], 1 - labels[60:]), side=12, epochs=2, seed=seed,
+                        progress=False)
     assert all(torch.equal(a, b) for a, b in zip(before, adapted.convolutions.parameters()))
     assert not adapted.convolutions.training  # frozen batch norm keeps its statistics
+    adapted.eval()
+    dense_after = adapted.features(torch.from_numpy(centre_crop(cubes[60:], 12))[:, None]).detach()
+    assert not torch.allclose(dense_before, dense_after)  # transfer learning did retrain the dense layers
     with pytest.raises(ValueError, match="both classes"):
         fit_cube_classifier(model, (cubes[:4], np.ones(4)), (cubes[4:8], labels[4:8]), side=12, progress=False)
     cube = centre_crop(cubes[61], 12)

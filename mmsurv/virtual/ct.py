@@ -4,9 +4,12 @@ The phantom is deliberately simple - a body, two lungs, a tumour - but the tumou
 patient's planted biology the way radiomics studies found it in real scans:
 
 * **size** grows with ``invasion`` (which also drives the clinical T stage),
-* **texture** (internal heterogeneity) and a low-density **necrotic core** grow with
-  ``proliferation``, which no clinical variable records - the image signal a CNN can add
-  beyond the clinical baseline,
+* **texture** (internal heterogeneity) and a dark, cavitating **necrotic core** (about 400 HU
+  below viable tumour, as partly air-filled cavities are) grow with ``proliferation``, which no
+  clinical variable records - the image signal a CNN can add beyond the tumour's size and the
+  clinical baseline; it is planted strongly enough that the narrow CNN learns it from the smoke
+  cohort's ~170 training patients (a fainter 70 HU core was not learned there, and the CNN then
+  did no better than the tumour's volume),
 * **margin** irregularity (lobulation / spiculation) grows with ``invasion``.
 
 Geometry and randomness are tied to the patient, noise to the scan, so a *rescan* of the
@@ -71,7 +74,7 @@ def tumour_shape(proliferation: float, invasion: float, *, seed: int, geometry: 
         lobe_directions=directions,
         lobe_strength=float(np.clip(0.12 + 0.12 * invasion, 0.0, 0.45)),
         heterogeneity_hu=float(np.clip(45.0 + 40.0 * proliferation, 5.0, 160.0)),
-        necrosis=float(np.clip(0.35 + 0.3 * proliferation, 0.0, 0.8)),
+        necrosis=float(np.clip(0.3 + 0.3 * proliferation, 0.0, 0.85)),
         seed=int(seed),
     )
 
@@ -133,8 +136,8 @@ def render_ct(
     texture = ndimage.gaussian_filter(texture_rng.standard_normal(x.shape).astype(np.float32), sigma=1.2)
     texture /= max(float(texture.std()), 1e-6)
     edge = np.clip((1.0 - distance) / 0.12, 0.0, 1.0)  # partial-volume rim
-    core = np.clip((tumour.necrosis - distance) / 0.1, 0.0, 1.0)  # necrosis: about 70 HU below viable tumour
-    tumour_hu = 30.0 + tumour.heterogeneity_hu * texture - 70.0 * core
+    core = np.clip((tumour.necrosis - distance) / 0.1, 0.0, 1.0)  # necrosis / cavitation: about 400 HU below viable tumour
+    tumour_hu = 30.0 + tumour.heterogeneity_hu * texture - 400.0 * core
     hu = hu * (1 - edge) + tumour_hu * edge
     noise = np.random.default_rng(scan_seed).normal(0.0, noise_hu, size=x.shape)
     hu = np.clip(hu + noise, -1024, 3071)

@@ -85,7 +85,7 @@ class CohortSize:
 
 SIZES: dict[str, CohortSize] = {
     "smoke": CohortSize(48, slide_mm=1.2, slide_mpp=1.0, ct=ScanGeometry(96, 3.5, 36, 4.0), mri=ScanGeometry(64, 3.0, 16, 5.0),
-                        n_rescans=12, n_ct_patients=400, n_background_genes=200, n_probes=300),
+                        n_rescans=12, n_ct_patients=600, n_background_genes=200, n_probes=300),
     "full": CohortSize(300, slide_mm=2.0, slide_mpp=0.5, ct=ScanGeometry(160, 2.0, 64, 2.5), mri=ScanGeometry(128, 1.5, 24, 4.0),
                        n_rescans=32, n_ct_patients=900, n_background_genes=1000, n_probes=2000),
 }
