@@ -173,11 +173,10 @@ def train_model(
 def _checked_sample_ids(sample_ids: dict[str, Sequence[Any]], loaders: dict[str, DataLoader | None]) -> dict[str, list[Any]]:
     recorded = {}
     for role, ids in sample_ids.items():
-        loader = loaders.get(role)
         if role not in loaders:
             raise ValueError(f"sample_ids roles must be among {sorted(loaders)}, got {role!r}")
         ids = list(ids)
-        size = len(loader.dataset) if loader is not None else 0
+        size = len(loaders[role].dataset) if loaders[role] is not None else 0
         if len(ids) != size:
             raise ValueError(f"{len(ids)} {role} sample ids for a {role} loader of {size} samples")
         recorded[role] = [i.item() if isinstance(i, np.generic) else i for i in ids]
