@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .atomic import atomic_path
 from .io.dicom import find_rtstruct, index_dicom_folder, read_dicom_series, rtstruct_mask
-from .io.errors import DataFormatError
+from .io.errors import DataFormatError, DataWarning
 from .io.volumes import Volume, crop_cube, mask_centroid_mm, resample_to_spacing, scale_hu
 
 __all__ = ["CubeSettings", "TumourCubes", "index_ct_scans", "tumour_cube", "extract_tumour_cubes", "max_diameter_mm"]
@@ -90,30 +90,60 @@ def index_ct_scans(root: str | os.PathLike) -> pd.DataFrame:
         name within the patient: test and retest), ``ct_folder``, ``rtstruct``,
         ``ct_series_uid``.
 
+    A CT series found in two folders (the same scan downloaded with two collections) is
+    matched to each RTSTRUCT once: the copy in the RTSTRUCT's collection, else the first by
+    folder name, with one warning naming the folders.
+
     Raises
     ------
     DataFormatError
-        An RTSTRUCT whose CT series is not under ``root``.
+        An RTSTRUCT whose CT series is not under ``root``, or copies of one CT series with
+        different numbers of files.
     """
     root = Path(root)
     series = index_dicom_folder(root, first_file_only=True)
     series["collection"] = [Path(folder).relative_to(root).parts[0] for folder in series["folder"]]
-    ct = series[series["modality"] == "CT"].set_index("series_uid")
+    ct = _ct_copies(series[series["modality"] == "CT"])
     rows = []
     for _, row in series[series["modality"] == "RTSTRUCT"].iterrows():
         path = find_rtstruct(row["folder"])
-        if row["referenced_series_uid"] not in ct.index:
+        copies = ct.get(row["referenced_series_uid"])
+        if copies is None:
             raise DataFormatError(path, f"its contours belong to CT series {row['referenced_series_uid']}, which is not under {root}")
-        scan = ct.loc[row["referenced_series_uid"]]
+        same_collection = [copy for copy in copies if copy["collection"] == row["collection"]]
+        scan = (same_collection or copies)[0]
         rows.append({"collection": row["collection"], "patient_id": row["patient_id"], "ct_folder": str(scan["folder"]),
                      "rtstruct": str(path), "ct_series_uid": row["referenced_series_uid"], "study": Path(scan["folder"]).parent.name})
-    uncontoured = set(ct.index) - {r["ct_series_uid"] for r in rows}
+    uncontoured = set(ct) - {r["ct_series_uid"] for r in rows}
     if uncontoured:
         warnings.warn(f"{len(uncontoured)} CT series under {root} have no RTSTRUCT and are left out", stacklevel=2)
     table = pd.DataFrame(rows, columns=["collection", "patient_id", "ct_folder", "rtstruct", "ct_series_uid", "study"])
     table = table.sort_values(["collection", "patient_id", "study"], ignore_index=True)
     table["scan"] = table.groupby(["collection", "patient_id"]).cumcount() + 1
     return table.drop(columns="study")
+
+
+def _ct_copies(ct: pd.DataFrame) -> dict[str, list[pd.Series]]:
+    """CT series UID -> its folders (rows of :func:`index_dicom_folder`), sorted by folder.
+
+    One series can be downloaded into two collections (NSCLC-Radiomics and its interobserver
+    collection share scans). Copies with the same number of files are taken as the same scan,
+    with one warning naming the folders; copies that differ are refused (one is incomplete).
+    """
+    copies: dict[str, list[pd.Series]] = {}
+    for _, row in ct.sort_values("folder", key=lambda folders: folders.map(str)).iterrows():
+        copies.setdefault(str(row["series_uid"]), []).append(row)
+    repeated = {uid: rows for uid, rows in copies.items() if len(rows) > 1}
+    for uid, rows in repeated.items():
+        if len({int(r["n_files"]) for r in rows}) > 1:
+            listing = "; ".join(f"{r['folder']} ({r['n_files']} files)" for r in rows)
+            raise DataFormatError(rows[0]["folder"], f"CT series {uid} is also in other folders with another number of files "
+                                                     f"({listing}): one copy is incomplete")
+    if repeated:
+        uid, rows = next(iter(repeated.items()))
+        warnings.warn(f"{len(repeated)} CT series are in more than one folder (e.g. {uid} in {', '.join(str(r['folder']) for r in rows)}): "
+                      "each RTSTRUCT is matched to the copy in its own collection, else the first", DataWarning, stacklevel=3)
+    return copies
 
 
 def max_diameter_mm(mask: Volume) -> float:

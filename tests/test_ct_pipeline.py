@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,7 @@ import torch
 from mmsurv.ct_cubes import CubeSettings, extract_tumour_cubes, index_ct_scans, max_diameter_mm, tumour_cube
 from mmsurv.ct_prognosis import centre_split, ct_patient_table, death_probability, fit_cube_classifier, transfer_to
 from mmsurv.cube_data import CubeDataset, augment_cube, centre_crop
-from mmsurv.io.errors import DataFormatError
+from mmsurv.io.errors import DataFormatError, DataWarning
 from mmsurv.io.volumes import Volume
 from mmsurv.models import ct_cnn
 from mmsurv.saliency3d import grad_cam_3d, gradient_saliency
@@ -38,6 +40,23 @@ def test_index_pairs_every_contour_with_its_scan(lung):
     first = scans[scans["collection"] == "NSCLC-Radiomics"].set_index("ct_series_uid")
     assert set(second["ct_series_uid"]) <= set(first.index)
     assert (first.loc[second["ct_series_uid"], "ct_folder"].to_numpy() == second["ct_folder"].to_numpy()).all()
+
+
+def test_a_ct_series_in_two_collections_is_matched_once_per_contour(lung, tmp_path):
+    cohort, _ = lung
+    scan = cohort.tcia / "NSCLC-Radiomics" / "VLUNG1-002" / "20080101-scan-1"
+    root = tmp_path / "tcia"
+    shutil.copytree(scan, root / "NSCLC-Radiomics" / "VLUNG1-002" / scan.name)
+    # the same CT series (not its contours) downloaded again with another collection
+    shutil.copytree(scan / "1.000000-CT", root / "Another-Collection" / "VLUNG1-002" / scan.name / "1.000000-CT")
+    with pytest.warns(DataWarning, match=r"1 CT series are in more than one folder.*Another-Collection.*NSCLC-Radiomics"):
+        scans = index_ct_scans(root)
+    assert len(scans) == 1 and scans.loc[0, "collection"] == "NSCLC-Radiomics"
+    assert scans.loc[0, "ct_folder"] == str(root / "NSCLC-Radiomics" / "VLUNG1-002" / scan.name / "1.000000-CT")
+    # a copy with a slice missing is not the same scan: refused, naming the folders
+    next((root / "Another-Collection").rglob("*.dcm")).unlink()
+    with pytest.raises(DataFormatError, match=r"Another-Collection.*also in other folders with another number of files"):
+        index_ct_scans(root)
 
 
 def test_tumour_cube_is_centred_on_the_contour_and_scaled(lung):

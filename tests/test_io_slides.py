@@ -10,7 +10,7 @@ from scipy.stats import spearmanr
 
 from mmsurv.io import DataFormatError
 from mmsurv.io.gdc import read_sample_sheet, sample_files
-from mmsurv.io.slides import open_slide, plot_tile_grid, tile_grid, tissue_mask
+from mmsurv.io.slides import TissueMask, open_slide, plot_tile_grid, tile_grid, tissue_mask
 from mmsurv.io.tiles import TileDataset
 from mmsurv.virtual.slide_writer import write_svs
 from mmsurv.virtual.tissue import render_tissue, tissue_recipe
@@ -198,3 +198,55 @@ def test_tile_dataset_pickles_without_open_handles(brca_slides):
     dataset[0]  # opens a handle in this process
     clone = pickle.loads(pickle.dumps(dataset))  # what a 'spawn' DataLoader worker receives
     assert clone._open == {} and torch.equal(clone[0]["image"], dataset[0]["image"])
+
+
+def _noise_tiff(path, mpp=None):
+    """A two-level tiled TIFF of random pixels written by tifffile, not the kit (any shift shows)."""
+    pixels = np.random.default_rng(0).integers(0, 256, (1200, 1200, 3), dtype=np.uint8)
+    resolution = dict(resolution=(1e4 / mpp, 1e4 / mpp), resolutionunit="CENTIMETER") if mpp else {}
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(pixels, tile=(256, 256), photometric="rgb", metadata=None, **resolution)
+        tif.write(pixels[::4, ::4].copy(), tile=(256, 256), photometric="rgb", metadata=None, subfiletype=1)
+    return path
+
+
+@pytest.mark.parametrize("backend", ["tiffslide", "openslide"])
+@pytest.mark.parametrize("tile_mpp", [0.5, 2.0])  # level 0, and level 1 (4x downsampled)
+def test_strip_reads_equal_single_reads_when_a_tile_is_not_whole_pixels(tmp_path, backend, tile_mpp):
+    # 0.499 um/px given by hand (the file has no resolution tags): a 64 px tile at 0.5 um/px is
+    # 64.128 level-0 px, so tile k of a row starts 0.128 k px away from k * 64
+    path = _noise_tiff(tmp_path / "noise.tif")
+    with open_slide(path, mpp=0.499, backend=backend) as slide:
+        everywhere = TissueMask(np.ones((100, 100), bool), mpp=0.499 * 12)
+        grid = tile_grid(slide, mpp=tile_mpp, tile_px=64, mask=everywhere)
+    assert grid.slide_mpp == 0.499
+    dataset = TileDataset(grid, backend=backend, uint8=True)  # reopens the slide with the same mpp
+    row = np.flatnonzero(grid.tiles["row"].to_numpy() == 0)
+    assert len(row) >= 4 and not np.all(grid.tiles["x"].to_numpy()[row] % 64 == 0)
+    batched = dataset.__getitems__(row.tolist())
+    for item in batched:
+        assert torch.equal(item["image"], dataset[item["index"]]["image"]), item["index"]
+
+
+def test_truncated_ome_tiff_with_levels_in_subifds_is_named_and_refused(tmp_path):
+    # an OME-TIFF as bfconvert / QuPath / tifffile write it: the reduced levels are SubIFDs of page 0
+    pixels = np.random.default_rng(0).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+    path = tmp_path / "whole.ome.tif"
+    options = dict(tile=(128, 128), photometric="rgb", compression="jpeg")
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        tif.write(pixels, subifds=2, resolution=(1e4 / 0.5, 1e4 / 0.5), resolutionunit="CENTIMETER", **options)
+        tif.write(pixels[::4, ::4].copy(), subfiletype=1, **options)
+        tif.write(pixels[::16, ::16].copy(), subfiletype=1, **options)
+    with tifffile.TiffFile(path) as tif:
+        assert len(tif.pages) == 1 and len(tif.pages[0].subifds) == 2
+        full_resolution_end = max(o + n for o, n in zip(tif.pages[0].dataoffsets, tif.pages[0].databytecounts))
+    with open_slide(path) as slide:
+        assert slide.level_count == 3
+        slide.read_region(0, 0, 2, 64, 64)
+    data, size = path.read_bytes(), path.stat().st_size
+    # cuts that keep the whole full-resolution image and lose part of the reduced levels
+    for keep in (full_resolution_end + 1000, (full_resolution_end + size) // 2, size - 100):
+        cut = tmp_path / f"cut{keep}.ome.tif"
+        cut.write_bytes(data[:keep])
+        with pytest.raises(DataFormatError, match=rf"cut{keep}\.ome\.tif.*truncated"):
+            open_slide(cut)

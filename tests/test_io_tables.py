@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from mmsurv.io import DataFormatError
+from mmsurv.io import DataFormatError, DataWarning
 from mmsurv.io.barcodes import parse_barcode, patient_barcode, sample_barcode, sample_kind
 from mmsurv.io.gdc import (
     NON_SILENT,
@@ -89,12 +89,20 @@ def test_maf_bad_input(tmp_path):
     cut.write_bytes(good.read_bytes()[:30])
     with pytest.raises(DataFormatError, match=r"cut\.maf\.gz.*truncated or corrupt"):
         read_maf(cut)
-    with pytest.raises(ValueError, match="not in `patients`.*TCGA-AA-0009"):
-        mutation_matrix(read_maf(good), patients=["TCGA-AA-0001"])
     assert mutation_matrix(read_maf(good), patients=["TCGA-AA-0001"], unknown="drop").to_numpy().sum() == 0
-    strange = _write_maf(tmp_path / "strange.maf.gz", [("TP53", "Missense_Mutation", "sample-7", "")])
-    with pytest.raises(ValueError, match="unknown barcode 'sample-7'"):
-        mutation_matrix(read_maf(strange))
+
+
+def test_maf_with_unknown_or_malformed_barcodes_names_the_file(tmp_path):
+    good = _write_maf(tmp_path / "good.maf.gz", [("TP53", "Missense_Mutation", "TCGA-AA-0009-01A", "")])
+    stranger = _write_maf(tmp_path / "stranger.maf.gz", [("TP53", "Missense_Mutation", "TCGA-AA-0001-01A", "")])
+    # a patient the caller did not list, in the second of two files: that file is named
+    with pytest.raises(DataFormatError, match=r"stranger\.maf\.gz.*not in `patients`.*TCGA-AA-0001"):
+        mutation_matrix([read_maf(good), read_maf(stranger)], patients=["TCGA-AA-0009"])
+    # a barcode that is no TCGA barcode at all: the file and the row are named
+    malformed = _write_maf(tmp_path / "malformed.maf.gz", [("TP53", "Missense_Mutation", "TCGA-AA-0001-01A", ""),
+                                                            ("KRAS", "Missense_Mutation", "sample-7", "")])
+    with pytest.raises(DataFormatError, match=r"malformed\.maf\.gz.*1 Tumor_Sample_Barcode.*row 2: 'sample-7'"):
+        mutation_matrix([read_maf(good), read_maf(malformed)])
 
 
 # ---------------------------------------------------------------- STAR counts and methylation
@@ -126,6 +134,27 @@ def test_star_counts_drop_summary_rows_and_versions(tmp_path):
     broken.write_text(_STAR.replace("tpm_unstranded", "tpm"))
     with pytest.raises(DataFormatError, match=r"broken\.tsv.*missing column.*tpm_unstranded"):
         read_star_counts(broken)
+
+
+def test_star_counts_with_par_y_genes_in_different_orders(tmp_path):
+    # GENCODE v36 lists pseudo-autosomal genes twice; the Y copy has a _PAR_Y suffix and zero counts
+    rows = ["ENSG00000002586.20\tCD99\tprotein_coding\t500\t250\t250\t40.0\t12.0\t13.0",
+            "ENSG00000002586.20_PAR_Y\tCD99\tprotein_coding\t0\t0\t0\t0.0\t0.0\t0.0",
+            "ENSG00000000003.15\tTSPAN6\tprotein_coding\t300\t150\t150\t15.0\t5.0\t6.0"]
+    head = "\n".join(_STAR.splitlines()[:6]) + "\n"
+    first, second = tmp_path / "first.tsv", tmp_path / "second.tsv"
+    first.write_text(head + "\n".join(rows) + "\n")
+    second.write_text(head + "\n".join(rows[::-1]) + "\n")  # the same genes in another order
+    table = read_star_counts(first)
+    assert table.index.is_unique and table.loc["ENSG00000002586", "unstranded"] == 500 and table.attrs["par_y_dropped"] == 1
+    for gene_names in (True, False):
+        matrix = expression_matrix({"S1": first, "S2": second}, value="counts", gene_names=gene_names)
+        assert matrix.shape == (2, 2) and (matrix["S1"] == matrix["S2"]).all()
+    assert expression_matrix({"S1": first}, value="counts").loc["CD99", "S1"] == 500  # the X copy alone, not doubled
+    # an id listed twice for another reason is refused, naming the file
+    (tmp_path / "twice.tsv").write_text(head + rows[0] + "\n" + rows[0].replace(".20", ".19") + "\n")
+    with pytest.raises(DataFormatError, match=r"twice\.tsv.*gene id.*more than once.*ENSG00000002586"):
+        read_star_counts(tmp_path / "twice.tsv")
 
 
 def test_methylation_betas_keep_masked_probes_as_nan(tmp_path):
@@ -192,11 +221,38 @@ TCGA-XX\tu3\tTCGA-AA-0003\tAlive\t'--\t'--\t70\tRadiation Therapy, NOS
 def test_gdc_clinical_overall_survival_rule(tmp_path):
     path = tmp_path / "clinical.tsv"
     path.write_text(_CLINICAL)
-    cases = read_gdc_clinical(path).set_index("patient")
+    with pytest.warns(DataWarning, match="survival unknown for 1 of 3 case"):
+        cases = read_gdc_clinical(path).set_index("patient")
     assert cases.loc["TCGA-AA-0001", ["os_time", "os_event"]].tolist() == [1200, 0]  # alive: the latest follow-up
     assert cases.loc["TCGA-AA-0002", ["os_time", "os_event"]].tolist() == [730, 1]  # dead: days_to_death
     assert np.isnan(cases.loc["TCGA-AA-0003", "os_time"])  # no follow-up at all: unknown, kept, not invented
     assert cases.loc["TCGA-AA-0001", "age"] == 51
+
+
+def test_gdc_clinical_unknown_vital_status_is_not_a_censored_patient(tmp_path):
+    path = tmp_path / "clinical.tsv"
+    path.write_text(_CLINICAL
+                    + "TCGA-XX\tu4\tTCGA-AA-0004\tNot Reported\t'--\t800\t60\tSurgery, NOS\n"
+                    + "TCGA-XX\tu5\tTCGA-AA-0005\t'--\t'--\t500\t61\tSurgery, NOS\n"
+                    + "TCGA-XX\tu6\tTCGA-AA-0006\tDead\t'--\t250\t62\tSurgery, NOS\n")
+    with pytest.warns(DataWarning, match=r"clinical\.tsv: survival unknown for 4 of 6 case.*2 vital status not reported, "
+                                         r"1 dead without days_to_death, 1 alive without days_to_last_follow_up"):
+        cases = read_gdc_clinical(path)
+    unknown = ["TCGA-AA-0003", "TCGA-AA-0004", "TCGA-AA-0005", "TCGA-AA-0006"]
+    assert cases.attrs["survival_unknown"] == unknown
+    cases = cases.set_index("patient")
+    assert cases.loc[unknown, ["os_time", "os_event"]].isna().all().all()  # neither censored at follow-up nor a death at NaN
+    assert cases.loc["TCGA-AA-0004", "age"] == 60  # the case is kept for its other columns
+    assert cases.loc[["TCGA-AA-0001", "TCGA-AA-0002"], "os_event"].tolist() == [0, 1]
+
+
+def test_gdc_clinical_without_any_follow_up_warns(tmp_path):
+    path = tmp_path / "baseline.tsv"
+    path.write_text(_CLINICAL.splitlines()[0] + "\n" + "".join(
+        f"TCGA-XX\tu{i}\tTCGA-AA-000{i}\tAlive\t'--\t0\t50\tSurgery, NOS\n" for i in range(1, 6)))
+    with pytest.warns(DataWarning, match=r"baseline\.tsv: no case has any follow-up \(5 with known survival, all censored at day 0\)"):
+        cases = read_gdc_clinical(path)
+    assert cases["os_event"].sum() == 0 and len(cases) == 5
 
 
 def test_gdc_clinical_api_layout_with_indexed_columns(tmp_path):

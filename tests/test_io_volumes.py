@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import ndimage
 from scipy.stats import spearmanr
 
-from mmsurv.io import DataFormatError
+from mmsurv.io import DataFormatError, DataWarning
 from mmsurv.io.dicom import find_rtstruct, index_dicom_folder, list_rtstruct_rois, read_dicom_series, rtstruct_mask
 from mmsurv.io.nifti import read_nifti, write_nifti
 from mmsurv.io.tcia import read_nsclc_radiomics_clinical
@@ -215,3 +216,22 @@ def test_corrupt_dicom_and_nifti_are_named(ct, tmp_path, virtual_files):
     cut.write_bytes(source.read_bytes()[:300])
     with pytest.raises(DataFormatError, match=r"cut\.nii\.gz.*not a readable NIfTI"):
         read_nifti(cut)
+
+
+def test_stray_files_in_a_series_folder_are_skipped_and_corrupt_dicom_refused(ct, tmp_path):
+    _, series = ct
+    _, folder = _copy_series(series, "VLUNG1-006", tmp_path)
+    expected = read_dicom_series(folder)
+    (folder / "README.txt").write_text("downloaded with the NBIA data retriever\n")
+    (folder / "notes").write_text("no suffix, not DICOM\n")
+    with pytest.warns(DataWarning, match=r"skipped 2 file\(s\) that are not DICOM.*README\.txt"):
+        volume = read_dicom_series(folder)
+    assert np.array_equal(volume.array, expected.array)
+    with pytest.warns(DataWarning, match="skipped 2 file"):  # the index agrees on which files count
+        indexed = index_dicom_folder(folder, first_file_only=True)
+    assert indexed["n_files"].tolist() == [len(expected.metadata["files"])]
+    # a DICOM file cut short keeps its marker and header: refused when its pixels are read
+    victim = folder / Path(expected.metadata["files"][5]).name
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size - 200])
+    with pytest.warns(DataWarning), pytest.raises(DataFormatError, match=rf"{victim.name}.*cannot decode its pixel data"):
+        read_dicom_series(folder)

@@ -4,6 +4,6 @@ The virtual cohort writes its data in these same formats, so a notebook's loadin
 not change between the embedded data and a fetched TCGA / TCIA directory.
 """
 
-from .errors import DataFormatError
+from .errors import DataFormatError, DataWarning
 
-__all__ = ["DataFormatError"]
+__all__ = ["DataFormatError", "DataWarning"]

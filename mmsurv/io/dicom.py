@@ -16,6 +16,7 @@ polygons in patient millimetres, one or more per slice; we rasterise them on the
 from __future__ import annotations
 
 import os
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -24,27 +25,61 @@ import pandas as pd
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from .errors import DataFormatError
+from .errors import DataFormatError, DataWarning
 from .volumes import Volume
 
 __all__ = ["read_dicom_series", "list_rtstruct_rois", "read_rtstruct_contours", "rtstruct_mask", "find_rtstruct", "index_dicom_folder"]
 
 _RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+_DICOM_SUFFIXES = {".dcm", ".dicom"}
 
 
 def _read_header(path: Path) -> pydicom.Dataset:
     try:
         return pydicom.dcmread(path, stop_before_pixels=True)
     except (InvalidDicomError, OSError, EOFError, ValueError) as error:
-        raise DataFormatError(path, f"not a readable DICOM file ({error})") from error
+        raise DataFormatError(path, f"a corrupt DICOM file: its header cannot be read ({type(error).__name__}: {error})") from error
+
+
+def _has_dicom_marker(path: Path) -> bool:
+    """Whether a file starts like a DICOM file: a 128-byte preamble, then ``DICM`` (DICOM part 10)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:] == b"DICM"
+    except OSError as error:
+        raise DataFormatError(path, f"cannot be read ({error})") from error
 
 
 def _dicom_files(folder: Path) -> list[Path]:
+    """The DICOM files under ``folder`` (recursively), sorted; others are skipped with one warning.
+
+    A file is DICOM when it carries the part-10 ``DICM`` marker (every TCIA file does). Files
+    without it - a ``README.txt``, a ``.json`` sidecar, a thumbnail - are skipped, and counted
+    in one :class:`DataWarning` when they sit in a folder with DICOM files. A ``.dcm`` file without the marker is corrupt and refused
+    here; a file with the marker that cannot be read is refused where it is read.
+    """
     if not folder.is_dir():
         raise DataFormatError(folder, "no such DICOM folder")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-    if not files:
+    candidates = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not candidates:
         raise DataFormatError(folder, "the folder holds no files")
+    files, others = [], []
+    for path in candidates:
+        if _has_dicom_marker(path):
+            files.append(path)
+        elif path.suffix.lower() in _DICOM_SUFFIXES:
+            raise DataFormatError(path, "a corrupt DICOM file: named like one, but without the 'DICM' marker at byte 128 "
+                                        "(truncated or overwritten?)")
+        else:
+            others.append(path)
+    series_folders = {path.parent for path in files}
+    strays = [path for path in others if path.parent in series_folders]  # a clinical CSV beside the collections is expected
+    if strays:
+        names = ", ".join(str(p.relative_to(folder)) for p in strays[:3]) + (", ..." if len(strays) > 3 else "")
+        warnings.warn(f"{folder}: skipped {len(strays)} file(s) that are not DICOM (no 'DICM' marker) beside DICOM files: {names}",
+                      DataWarning, stacklevel=3)
+    if not files:
+        raise DataFormatError(folder, f"holds no DICOM files (none of its {len(candidates)} file(s) has the 'DICM' marker)")
     return files
 
 
@@ -61,7 +96,8 @@ def read_dicom_series(folder: str | os.PathLike, *, series_uid: str | None = Non
     ----------
     folder : path-like
         Folder with the series' files (searched recursively). RTSTRUCT and other non-image
-        files are ignored.
+        DICOM files are ignored; files that are not DICOM at all (a ``README.txt``) are
+        skipped with a warning.
     series_uid : str, optional
         Which ``SeriesInstanceUID`` to read when the folder holds several.
     gap_tolerance : float, default 0.1
@@ -77,8 +113,8 @@ def read_dicom_series(folder: str | os.PathLike, *, series_uid: str | None = Non
     Raises
     ------
     DataFormatError
-        Unreadable file, several series mixed (and ``series_uid`` not given), inconsistent
-        slice geometry, or a missing slice.
+        A corrupt DICOM file, several series mixed (and ``series_uid`` not given),
+        inconsistent slice geometry, or a missing slice.
     """
     folder = Path(folder)
     series: dict[str, list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
@@ -267,13 +303,15 @@ def index_dicom_folder(root: str | os.PathLike, *, first_file_only: bool = False
         folder holding the series' files), ``n_files`` and ``referenced_series_uid`` (for an
         RTSTRUCT: the image series its contours belong to; else empty).
 
+    Files that are not DICOM are skipped with one warning, as in :func:`read_dicom_series`.
+
     Raises
     ------
     DataFormatError
-        Unreadable files, named.
+        Unreadable DICOM files, named.
     """
     rows: dict[tuple[str, str], dict[str, object]] = {}
-    files = [p for p in _dicom_files(Path(root)) if p.suffix.lower() in {".dcm", ""}]
+    files = _dicom_files(Path(root))
     by_folder: dict[Path, list[Path]] = {}
     for path in files:
         by_folder.setdefault(path.parent, []).append(path)

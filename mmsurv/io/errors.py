@@ -1,10 +1,11 @@
-"""One exception for bad input files: it always names the file and says what is wrong."""
+"""Bad input files: an exception that always names the file and says what is wrong, and a warning
+for files read in part (some rows unusable, counted and left out)."""
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["DataFormatError"]
+__all__ = ["DataFormatError", "DataWarning"]
 
 
 class DataFormatError(ValueError):
@@ -22,3 +23,11 @@ class DataFormatError(ValueError):
         self.path = os.fspath(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class DataWarning(UserWarning):
+    """A file was read, but part of it could not be used (the message says what and how much).
+
+    Raised through :func:`warnings.warn`, so notebooks print it under the cell that read the
+    file, and tests can require it with ``pytest.warns(DataWarning)``.
+    """

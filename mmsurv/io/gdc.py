@@ -9,7 +9,8 @@ The readers below take files exactly as the GDC serves them:
 ``*.rna_seq.augmented_star_gene_counts.tsv``
     STAR gene counts: a ``# gene-model: GENCODE v36`` line, a header, four ``N_*`` summary
     rows, then one row per gene (versioned Ensembl ids; ``unstranded``, ``tpm_unstranded``,
-    ``fpkm_unstranded`` ... columns).
+    ``fpkm_unstranded`` ... columns). Genes of the pseudo-autosomal regions appear twice, the
+    Y copy with a ``_PAR_Y`` suffix (``ENSG00000002586.20_PAR_Y``) and zero counts.
 ``*.methylation_array.sesame.level3betas.txt``
     SeSAMe beta values: two columns (probe, beta), no header, ``NA`` for masked probes.
 ``clinical.tsv``
@@ -22,6 +23,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import warnings
 import zlib
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -31,7 +33,7 @@ import pandas as pd
 
 from ..atomic import atomic_path
 from .barcodes import patient_barcode
-from .errors import DataFormatError
+from .errors import DataFormatError, DataWarning
 
 __all__ = [
     "NON_SILENT",
@@ -99,6 +101,22 @@ def read_maf(path: str | os.PathLike) -> pd.DataFrame:
     return table
 
 
+def _maf_patients(table: pd.DataFrame) -> list[str]:
+    """The patient of each row's tumour barcode; a DataFormatError naming the MAF (``attrs["source"]``) if one is not a TCGA barcode."""
+    patients, bad = [], []
+    for row, barcode in enumerate(table["Tumor_Sample_Barcode"].astype(str)):
+        try:
+            patients.append(patient_barcode(barcode))
+        except ValueError:
+            bad.append((row, barcode))
+    if bad:
+        rows = ", ".join(f"table row {row + 1}: {barcode!r}" for row, barcode in bad[:3])
+        raise DataFormatError(table.attrs.get("source", "<MAF table without a source file>"),
+                              f"{len(bad)} Tumor_Sample_Barcode value(s) are not TCGA barcodes ({rows}); expected e.g. "
+                              "'TCGA-A7-A0CE-01A-11D-A00Z-09'")
+    return patients
+
+
 def mutation_matrix(
     maf: pd.DataFrame | Iterable[pd.DataFrame],
     *,
@@ -126,17 +144,29 @@ def mutation_matrix(
     Returns
     -------
     DataFrame of int8
+
+    Raises
+    ------
+    DataFormatError
+        Naming the MAF file: a ``Tumor_Sample_Barcode`` that is not a TCGA barcode, or (with
+        ``unknown="raise"``) a patient not in ``patients``.
     """
+    if unknown not in ("raise", "drop"):
+        raise ValueError(f"unknown must be 'raise' or 'drop', got {unknown!r}")
+    patients = list(patients) if patients is not None else None
     frames = [maf] if isinstance(maf, pd.DataFrame) else list(maf)
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(MAF_REQUIRED))
-    tumour = table["Tumor_Sample_Barcode"].astype(str)
-    table = table.assign(patient=[patient_barcode(b) for b in tumour])
+    frames = [frame.assign(patient=_maf_patients(frame)) for frame in frames]
+    if patients is not None and unknown == "raise":
+        known = set(patients)
+        for frame in frames:
+            strangers = sorted(set(frame["patient"]) - known)
+            if strangers:
+                raise DataFormatError(frame.attrs.get("source", "<MAF table without a source file>"),
+                                      f"has {len(strangers)} patient(s) not in `patients`: {strangers[:5]}; pass unknown='drop' "
+                                      "to ignore them")
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*MAF_REQUIRED, "patient"])
     counted = table[table["Variant_Classification"].isin(list(classifications))]
     if patients is not None:
-        patients = list(patients)
-        strangers = sorted(set(table["patient"]) - set(patients))
-        if strangers and unknown == "raise":
-            raise ValueError(f"the MAF has {len(strangers)} patient(s) not in `patients`: {strangers[:5]}; pass unknown='drop' to ignore them")
         counted = counted[counted["patient"].isin(patients)]
     rows = patients if patients is not None else sorted(table["patient"].unique())
     columns = list(genes) if genes is not None else sorted(counted["Hugo_Symbol"].unique())
@@ -153,6 +183,15 @@ def read_star_counts(path: str | os.PathLike) -> pd.DataFrame:
         Indexed by Ensembl gene id without version (``ENSG00000141510``), columns
         ``gene_name``, ``gene_type``, ``unstranded`` (counts), ``tpm_unstranded``,
         ``fpkm_unstranded``. The ``N_*`` summary rows are in ``attrs["summary"]``.
+        The ``_PAR_Y`` rows are left out (their count in ``attrs["par_y_dropped"]``): without
+        its version, each would take its X copy's id, and the GDC's STAR pipeline gives them
+        zero counts anyway.
+
+    Raises
+    ------
+    DataFormatError
+        Missing / corrupt file, missing columns, no gene rows, missing or negative counts, or
+        a gene id listed twice.
     """
     path = Path(path)
     text = _text_lines(path)
@@ -167,12 +206,18 @@ def read_star_counts(path: str | os.PathLike) -> pd.DataFrame:
     genes = table[~summary_rows].copy()
     if genes.empty:
         raise DataFormatError(path, "has no gene rows")
+    par_y = genes["gene_id"].astype(str).str.endswith("_PAR_Y")
+    genes = genes[~par_y]
     genes["gene_id"] = genes["gene_id"].astype(str).str.split(".").str[0]
+    repeated = genes["gene_id"][genes["gene_id"].duplicated()].unique().tolist()
+    if repeated:
+        raise DataFormatError(path, f"lists {len(repeated)} gene id(s) more than once (ignoring versions): {repeated[:5]}")
     genes = genes.set_index("gene_id")[list(_STAR_REQUIRED[1:])]
     if genes["unstranded"].isna().any() or (genes["unstranded"] < 0).any():
         raise DataFormatError(path, "has missing or negative counts")
     genes.attrs["summary"] = table[summary_rows].set_index("gene_id")["unstranded"].to_dict()
     genes.attrs["gene_model"] = comments[0].lstrip("# ").strip() if comments else ""
+    genes.attrs["par_y_dropped"] = int(par_y.sum())
     return genes
 
 
@@ -249,21 +294,31 @@ def _column(table: pd.DataFrame, name: str, path: Path, required: bool = True, n
 def read_gdc_clinical(path: str | os.PathLike) -> pd.DataFrame:
     """One row per case from a GDC ``clinical.tsv``, with overall survival by the GDC rule.
 
-    Overall survival: a case is an event when ``vital_status`` is ``Dead``; its time is
-    ``days_to_death`` for the dead and the largest ``days_to_last_follow_up`` over the case's
-    rows otherwise.
+    Overall survival: a case whose ``vital_status`` is ``Dead`` is an event at
+    ``days_to_death``; an ``Alive`` case is censored at the largest ``days_to_last_follow_up``
+    over its rows. Any other case - vital status "Not Reported", "Unknown" or missing, a dead
+    case without ``days_to_death``, a living one without follow-up - has unknown survival:
+    ``os_time`` and ``os_event`` are both NaN (reading an unknown status as alive would censor
+    the case and bias every survival estimate). Such cases stay in the table for their other
+    columns, are listed in ``attrs["survival_unknown"]`` and counted in a :class:`DataWarning`.
 
     Returns
     -------
     DataFrame
         ``patient`` (the case's submitter id, a TCGA patient barcode), ``case_id``,
-        ``project``, ``vital_status``, ``os_time`` (days, NaN when unknown), ``os_event``,
-        and ``age``, ``gender``, ``stage`` where present.
+        ``project``, ``vital_status``, ``os_time`` (days), ``os_event`` (1.0 death, 0.0
+        censored; both NaN when unknown), and ``age``, ``gender``, ``stage`` where present.
 
     Raises
     ------
     DataFormatError
         Missing columns, or negative survival times (the message names the cases).
+
+    Warns
+    -----
+    DataWarning
+        Cases with unknown survival; or no case followed up at all (every known case censored
+        at day 0, or none known), which no survival analysis can use.
     """
     path = Path(path)
     text = _text_lines(path)
@@ -296,13 +351,39 @@ def read_gdc_clinical(path: str | os.PathLike) -> pd.DataFrame:
             **{c: "first" for c in ("age", "gender", "stage", "figo_stage") if c in table},
         }
     )
-    dead = cases["vital_status"].str.lower().eq("dead")
-    cases["os_event"] = dead.astype(int)
-    cases["os_time"] = np.where(dead, cases["days_to_death"], cases["days_to_last_follow_up"])
+    status = cases["vital_status"].str.strip().str.lower()
+    dead, alive = status.eq("dead"), status.eq("alive")
+    time = pd.Series(np.where(dead, cases["days_to_death"], np.where(alive, cases["days_to_last_follow_up"], np.nan)),
+                     index=cases.index, dtype=float)
+    known = (dead | alive) & time.notna()
+    cases["os_time"] = time.where(known)
+    cases["os_event"] = dead.astype(float).where(known)
     negative = cases.index[cases["os_time"] < 0].tolist()
     if negative:
         raise DataFormatError(path, f"negative survival time for {len(negative)} case(s): {negative[:5]}")
-    return cases.reset_index()
+    _warn_about_survival(path, cases, dead, alive, known)
+    cases = cases.reset_index()
+    cases.attrs["survival_unknown"] = cases.loc[~known.to_numpy(), "patient"].tolist()
+    return cases
+
+
+def _warn_about_survival(path: Path, cases: pd.DataFrame, dead: pd.Series, alive: pd.Series, known: pd.Series) -> None:
+    """The DataWarnings of :func:`read_gdc_clinical`: cases with unknown survival, and tables without follow-up."""
+    reasons = {
+        "vital status not reported": ~(dead | alive),
+        "dead without days_to_death": dead & cases["days_to_death"].isna(),
+        "alive without days_to_last_follow_up": alive & cases["days_to_last_follow_up"].isna(),
+    }
+    if not known.all():
+        counts = ", ".join(f"{int(mask.sum())} {reason}" for reason, mask in reasons.items() if mask.any())
+        examples = cases.index[~known].tolist()[:3]
+        warnings.warn(f"{path}: survival unknown for {int((~known).sum())} of {len(cases)} case(s) ({counts}; e.g. {examples}): "
+                      "their os_time and os_event are NaN, leave them out of survival analyses", DataWarning, stacklevel=3)
+    followed = cases.loc[known, "os_time"]
+    if followed.empty or (followed.eq(0).all() and not dead[known].any()):
+        warnings.warn(f"{path}: no case has any follow-up ({len(followed)} with known survival, all censored at day 0): "
+                      "nothing in this table can be used for survival; a clinical export made before follow-up?",
+                      DataWarning, stacklevel=3)
 
 
 def read_sample_sheet(path: str | os.PathLike) -> pd.DataFrame:

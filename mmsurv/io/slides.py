@@ -283,6 +283,9 @@ class TileGrid:
     tiles : DataFrame
         One row per tile: ``x``, ``y`` (level-0 top-left corner), ``row``, ``col`` and
         ``tissue_fraction``.
+    slide_mpp : float, optional
+        Microns per pixel of the slide's level 0 as it was opened (from its metadata or the
+        ``mpp=`` given to :func:`open_slide`): readers reopen the slide with it.
     """
 
     slide_path: Path
@@ -291,6 +294,7 @@ class TileGrid:
     level: int
     read_px: int
     tiles: pd.DataFrame
+    slide_mpp: float | None = None
 
     @property
     def tile_um(self) -> float:
@@ -359,7 +363,8 @@ def tile_grid(
             "tissue_fraction": fraction[keep],
         }
     )
-    return TileGrid(slide_path=slide.path, mpp=mpp, tile_px=tile_px, level=level, read_px=read_px, tiles=tiles)
+    return TileGrid(slide_path=slide.path, mpp=mpp, tile_px=tile_px, level=level, read_px=read_px, tiles=tiles,
+                    slide_mpp=slide.mpp)
 
 
 def plot_tile_grid(
