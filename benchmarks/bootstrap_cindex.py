@@ -49,13 +49,19 @@ def main() -> None:
 
     point_lifelines = lifelines_c(time_days, -risk, event)
     report = environment_report("cpu")
-    print(f"Harrell's C bootstrap, n = {args.n}, {args.resamples} resamples ({report['cpu_count']} CPUs, numpy {report['packages']['numpy']}, lifelines {report['packages']['lifelines']})")
-    print(f"  point estimate  mmsurv {ours.estimate:.12f}   lifelines {point_lifelines:.12f}   identical: {abs(ours.estimate - point_lifelines) < 1e-12}")
+    print(
+        f"Harrell's C bootstrap, n = {args.n}, {args.resamples} resamples ({report['cpu_count']} CPUs, numpy {report['packages']['numpy']}, lifelines {report['packages']['lifelines']})"
+    )
+    print(
+        f"  point estimate  mmsurv {ours.estimate:.12f}   lifelines {point_lifelines:.12f}   identical: {abs(ours.estimate - point_lifelines) < 1e-12}"
+    )
     print(f"  max |resample difference| = {np.max(np.abs(ours.values - reference)):.2e}")
     print(f"  mmsurv vectorised : {min(ours_s):8.3f} s (best of 3; runs {', '.join(f'{s:.3f}' for s in ours_s)})")
     print(f"  lifelines loop    : {lifelines_s:8.3f} s")
     print(f"  speed-up          : {lifelines_s / min(ours_s):8.1f}x (target >= 50x)")
-    print(f"  95% CI            : mmsurv {ours.ci_low:.4f}-{ours.ci_high:.4f}   loop {np.quantile(reference, 0.025):.4f}-{np.quantile(reference, 0.975):.4f}")
+    print(
+        f"  95% CI            : mmsurv {ours.ci_low:.4f}-{ours.ci_high:.4f}   loop {np.quantile(reference, 0.025):.4f}-{np.quantile(reference, 0.975):.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@ import time
 import torch
 from torch import nn
 
-from mmsurv.ct_cubes import CubeSettings, index_ct_scans, tumour_cube
 from mmsurv.environment import environment_report, select_device
 from mmsurv.models import ct_cnn
+from mmsurv.radiology.ct_cubes import CubeSettings, index_ct_scans, tumour_cube
 from mmsurv.training import autocast_for
 from mmsurv.virtual import virtual_cohort_files
 
@@ -90,11 +90,12 @@ def main() -> None:
             for mixed in precisions:
                 torch.manual_seed(0)
                 model = ct_cnn(architecture).to(device)
-                rates = [_throughput(model, side, device, train=train, channels_last=channels_last, mixed=mixed, repeats=args.repeats)
-                         for train in (False, True)]
+                rates = [
+                    _throughput(model, side, device, train=train, channels_last=channels_last, mixed=mixed, repeats=args.repeats)
+                    for train in (False, True)
+                ]
                 layout = "channels_last" if channels_last else "default"
-                print(f"{architecture:8s} {side:>4d}^3 {layout:14s} {'mixed' if mixed else 'float32':9s} "
-                      f"{rates[0]:8.1f} {rates[1]:8.1f}  {label}")
+                print(f"{architecture:8s} {side:>4d}^3 {layout:14s} {'mixed' if mixed else 'float32':9s} {rates[0]:8.1f} {rates[1]:8.1f}  {label}")
     print(f"\npeak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

@@ -82,8 +82,9 @@ def benchmark_slide(size: int) -> Path:
 
 
 def measure(path: Path, backend: str, mode: str, limit: int, workers: int, order: str) -> dict:
-    output = subprocess.run([sys.executable, "-c", _MEASURE, str(path), backend, mode, str(limit), str(workers), order],
-                            check=True, capture_output=True, text=True).stdout
+    output = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(path), backend, mode, str(limit), str(workers), order], check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -100,11 +101,16 @@ def main() -> None:
             for mode, workers in (("naive", 0), ("mmsurv", 0), ("mmsurv", 2)):
                 result = measure(path, backend, mode, args.limit, workers, order.replace("in order", "ordered"))
                 label = "naive read_region loop" if mode == "naive" else f"TileDataset, {workers} workers"
-                print(f"{order:9s} {backend:10s} {label:22s} {result['tiles']:6d} {result['tiles'] / result['seconds']:8.0f} "
-                      f"{result['peak_mib']:9.0f} {result['peak_worker_mib']:10.0f}", flush=True)
+                print(
+                    f"{order:9s} {backend:10s} {label:22s} {result['tiles']:6d} {result['tiles'] / result['seconds']:8.0f} "
+                    f"{result['peak_mib']:9.0f} {result['peak_worker_mib']:10.0f}",
+                    flush=True,
+                )
     print(f"\ntissue mask + tile grid: {result['grid_seconds']:.2f} s; pyramid level read: {result['level']} ({result['read_px']} px tiles)")
-    print(f"peak resident memory of a process after its imports alone (torch, openslide, tiffslide): {result['imports_mib']:.0f} MiB;"
-          " child MiB is the largest child process (DataLoader workers; importing torch also runs one short-lived helper)")
+    print(
+        f"peak resident memory of a process after its imports alone (torch, openslide, tiffslide): {result['imports_mib']:.0f} MiB;"
+        " child MiB is the largest child process (DataLoader workers; importing torch also runs one short-lived helper)"
+    )
     print(environment_report())
 
 

@@ -1,4 +1,4 @@
-"""Binary endpoints derived from survival data, shared by simulated and real cohorts."""
+"""Binary endpoints derived from survival data, and the time constants they use, shared by simulated and real cohorts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import numpy as np
 
 from .validation import check_survival
 
-__all__ = ["event_within"]
+__all__ = ["DAYS_PER_YEAR", "event_within"]
+
+#: Days in a (Julian) year: survival times are kept in days, landmarks are given in years.
+DAYS_PER_YEAR = 365.25
 
 
 def event_within(time: np.ndarray, event: np.ndarray, horizon: float) -> np.ndarray:

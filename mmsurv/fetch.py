@@ -36,9 +36,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -133,8 +134,7 @@ def _resolve_gdc_files(source: dict[str, Any], overrides: dict[str, str]) -> lis
     fields = "file_id,file_name,file_size,md5sum,data_type,cases.submitter_id,cases.samples.submitter_id,cases.samples.sample_type"
     files, offset, page = [], 0, int(source.get("page_size", 500))
     while True:
-        query = urllib.parse.urlencode({"filters": json.dumps(source["filters"]), "fields": fields, "format": "JSON",
-                                        "size": page, "from": offset})
+        query = urllib.parse.urlencode({"filters": json.dumps(source["filters"]), "fields": fields, "format": "JSON", "size": page, "from": offset})
         payload = json.loads(_get_bytes(f"{api}/files?{query}"))
         hits = payload["data"]["hits"]
         for hit in hits:
@@ -147,9 +147,14 @@ def _resolve_gdc_files(source: dict[str, Any], overrides: dict[str, str]) -> lis
                     size=int(hit["file_size"]),
                     md5=hit.get("md5sum"),
                     source=source["name"],
-                    annotations={"file_id": hit["file_id"], "file_name": hit["file_name"], "data_type": hit.get("data_type", ""),
-                                 "case_id": case.get("submitter_id", ""), "sample_id": samples[0].get("submitter_id", ""),
-                                 "sample_type": samples[0].get("sample_type", "")},
+                    annotations={
+                        "file_id": hit["file_id"],
+                        "file_name": hit["file_name"],
+                        "data_type": hit.get("data_type", ""),
+                        "case_id": case.get("submitter_id", ""),
+                        "sample_id": samples[0].get("submitter_id", ""),
+                        "sample_type": samples[0].get("sample_type", ""),
+                    },
                 )
             )
         offset += len(hits)
@@ -159,8 +164,9 @@ def _resolve_gdc_files(source: dict[str, Any], overrides: dict[str, str]) -> lis
 
 def _resolve_gdc_cases(source: dict[str, Any], overrides: dict[str, str]) -> list[RemoteFile]:
     api = _api(source, overrides)
-    query = urllib.parse.urlencode({"filters": json.dumps(source["filters"]), "fields": ",".join(source["fields"]), "format": "TSV",
-                                    "size": int(source.get("size", 10_000))})
+    query = urllib.parse.urlencode(
+        {"filters": json.dumps(source["filters"]), "fields": ",".join(source["fields"]), "format": "TSV", "size": int(source.get("size", 10_000))}
+    )
     return [RemoteFile(url=f"{api}/cases?{query}", path=f"{source.get('folder', '.')}/{source['file']}", source=source["name"])]
 
 
@@ -264,8 +270,10 @@ def download_file(remote: RemoteFile, destination: Path, *, retries: int = 3, ba
             time.sleep(backoff_s * (attempt + 1))
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, OSError) as error:
             if attempt == retries:
-                raise FetchError(f"{remote.path}: download interrupted and not completed after {retries + 1} attempts "
-                                 f"({error}); {partial.name} is kept and the next run resumes it") from error
+                raise FetchError(
+                    f"{remote.path}: download interrupted and not completed after {retries + 1} attempts "
+                    f"({error}); {partial.name} is kept and the next run resumes it"
+                ) from error
             time.sleep(backoff_s * (attempt + 1))
     size = partial.stat().st_size
     if remote.size is not None and size != remote.size:
@@ -323,8 +331,12 @@ def _read_lock(destination: Path) -> dict[str, Any]:
 
 
 def _write_lock(destination: Path, manifest: Manifest, files: dict[str, Any]) -> None:
-    content = {"manifest": str(manifest.path.name), "cohort": manifest.name, "files": files,
-               "manifest_sha256": hashlib.sha256(manifest.path.read_bytes()).hexdigest()}
+    content = {
+        "manifest": str(manifest.path.name),
+        "cohort": manifest.name,
+        "files": files,
+        "manifest_sha256": hashlib.sha256(manifest.path.read_bytes()).hexdigest(),
+    }
     with atomic_path(destination / LOCK_NAME) as partial:
         partial.write_text(json.dumps(content, indent=1, sort_keys=True))
 

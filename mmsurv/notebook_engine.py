@@ -50,14 +50,30 @@ class HeadlessEngine(NBClientEngine):
     """papermill's nbclient engine, executing with :class:`HeadlessNotebookClient`."""
 
     @classmethod
-    def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, log_output: bool = False, stdout_file: Any = None,
-                                 stderr_file: Any = None, start_timeout: int = 60, execution_timeout: int | None = None,
-                                 **kwargs: Any) -> Any:
+    def execute_managed_notebook(
+        cls,
+        nb_man: Any,
+        kernel_name: str,
+        log_output: bool = False,
+        stdout_file: Any = None,
+        stderr_file: Any = None,
+        start_timeout: int = 60,
+        execution_timeout: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Execute ``nb_man``'s notebook; the same arguments as :meth:`NBClientEngine.execute_managed_notebook`."""
         kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
-        client = HeadlessNotebookClient(nb_man, timeout=execution_timeout, startup_timeout=start_timeout, kernel_name=kernel_name,
-                                        log=logger, log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file,
-                                        **kwargs)
+        client = HeadlessNotebookClient(
+            nb_man,
+            timeout=execution_timeout,
+            startup_timeout=start_timeout,
+            kernel_name=kernel_name,
+            log=logger,
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
+            **kwargs,
+        )
         return client.execute()
 
 

@@ -206,9 +206,7 @@ def run_notebooks(
     root.mkdir(parents=True, exist_ok=True)
     runs = []
     for notebook in tqdm(notebooks, desc="notebooks", unit="nb", disable=not progress_bar):
-        runs.append(
-            run_notebook(notebook, root, smoke=smoke, parameters=parameters, cell_timeout=cell_timeout, progress_bar=progress_bar)
-        )
+        runs.append(run_notebook(notebook, root, smoke=smoke, parameters=parameters, cell_timeout=cell_timeout, progress_bar=progress_bar))
     (root / "summary.md").write_text(format_summary(runs) + "\n")
     (root / "summary.json").write_text(json.dumps([asdict(run) for run in runs], indent=2))
     return runs

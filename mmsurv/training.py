@@ -23,10 +23,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -164,8 +164,9 @@ def train_model(
     """
     samples = _checked_sample_ids(sample_ids or {}, {"train": train_loader, "validation": validation_loader})
     with seeded_torch(seed, device):
-        history = _train(model, train_loader, validation_loader, loss_fn, epochs, learning_rate, weight_decay, patience, device,
-                         progress, description)
+        history = _train(
+            model, train_loader, validation_loader, loss_fn, epochs, learning_rate, weight_decay, patience, device, progress, description
+        )
     history.samples = samples
     return history
 
@@ -183,8 +184,19 @@ def _checked_sample_ids(sample_ids: dict[str, Sequence[Any]], loaders: dict[str,
     return recorded
 
 
-def _train(model: nn.Module, train_loader: DataLoader, validation_loader: DataLoader | None, loss_fn: Callable | None, epochs: int,
-           learning_rate: float, weight_decay: float, patience: int, device: str, progress: bool, description: str) -> TrainingHistory:
+def _train(
+    model: nn.Module,
+    train_loader: DataLoader,
+    validation_loader: DataLoader | None,
+    loss_fn: Callable | None,
+    epochs: int,
+    learning_rate: float,
+    weight_decay: float,
+    patience: int,
+    device: str,
+    progress: bool,
+    description: str,
+) -> TrainingHistory:
     loss_fn = loss_fn or nn.MSELoss()
     model.to(device)
     if any(isinstance(m, nn.Conv2d) for m in model.modules()):

@@ -98,9 +98,7 @@ def check_survival(
     if np.isnan(event_arr).any():
         raise ValueError(f"{prefix}event contains NaN value(s)")
     if not np.isin(event_arr, (0.0, 1.0)).all():
-        raise ValueError(
-            f"{prefix}event must be coded 0 (censored) / 1 (event), got values {np.unique(event_arr)[:5]}"
-        )
+        raise ValueError(f"{prefix}event must be coded 0 (censored) / 1 (event), got values {np.unique(event_arr)[:5]}")
     arrays = {f"{prefix}time": time_arr, f"{prefix}event": event_arr}
     risk_arr = None
     if risk is not None:

@@ -53,7 +53,6 @@ def real_survival(request):
     return request.param, np.asarray(time), np.asarray(event), np.asarray(risk)
 
 
-
 @pytest.fixture(scope="session")
 def virtual_files():
     """The smoke-size virtual cohorts on disk, written once (cached in the data folder across runs)."""

@@ -127,8 +127,14 @@ def _handler(archive: FakeArchive) -> type[BaseHTTPRequestHandler]:
                 hits = [f for f in archive.files.values() if wanted is None or f.data_type in wanted]
                 start, size = int(query.get("from", 0)), int(query.get("size", 10))
                 page = [
-                    {"file_id": f.file_id, "file_name": f.file_name, "file_size": len(f.data), "md5sum": f.md5, "data_type": f.data_type,
-                     "cases": [{"submitter_id": f.case, "samples": [{"submitter_id": f.sample, "sample_type": "Primary Tumor"}]}]}
+                    {
+                        "file_id": f.file_id,
+                        "file_name": f.file_name,
+                        "file_size": len(f.data),
+                        "md5sum": f.md5,
+                        "data_type": f.data_type,
+                        "cases": [{"submitter_id": f.case, "samples": [{"submitter_id": f.sample, "sample_type": "Primary Tumor"}]}],
+                    }
                     for f in hits[start : start + size]
                 ]
                 payload = {"data": {"hits": page, "pagination": {"total": len(hits), "from": start, "size": size}}}
@@ -145,8 +151,13 @@ def _handler(archive: FakeArchive) -> type[BaseHTTPRequestHandler]:
                 self._send(200, archive.cases_tsv.encode(), "text/tab-separated-values")
             elif url.path == "/getSeries":
                 rows = [
-                    {"SeriesInstanceUID": s.series_uid, "StudyInstanceUID": s.study_uid, "PatientID": s.patient, "Modality": s.modality,
-                     "Collection": s.collection}
+                    {
+                        "SeriesInstanceUID": s.series_uid,
+                        "StudyInstanceUID": s.study_uid,
+                        "PatientID": s.patient,
+                        "Modality": s.modality,
+                        "Collection": s.collection,
+                    }
                     for s in archive.series
                     if s.collection == query.get("Collection") and query.get("Modality") in (None, s.modality)
                 ]
@@ -169,7 +180,7 @@ class RunningArchive:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "RunningArchive":
+    def __enter__(self) -> RunningArchive:
         self.thread.start()
         return self
 

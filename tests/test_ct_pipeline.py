@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from mmsurv.ct_cubes import CubeSettings, extract_tumour_cubes, index_ct_scans, max_diameter_mm, tumour_cube
-from mmsurv.ct_prognosis import centre_split, ct_patient_table, death_probability, fit_cube_classifier, transfer_to
-from mmsurv.cube_data import CubeDataset, augment_cube, centre_crop
 from mmsurv.io.errors import DataFormatError, DataWarning
 from mmsurv.io.volumes import Volume
 from mmsurv.models import ct_cnn
-from mmsurv.saliency3d import grad_cam_3d, gradient_saliency
+from mmsurv.radiology.ct_cubes import CubeSettings, extract_tumour_cubes, index_ct_scans, max_diameter_mm, tumour_cube
+from mmsurv.radiology.ct_prognosis import centre_split, ct_patient_table, death_probability, fit_cube_classifier, transfer_to
+from mmsurv.radiology.cube_data import CubeDataset, augment_cube, centre_crop
+from mmsurv.radiology.saliency3d import grad_cam_3d, gradient_saliency
 
 SMOKE = CubeSettings(spacing_mm=2.5, cube_mm=50.0, margin_mm=5.0)
 
@@ -176,13 +176,28 @@ def test_cube_classifier_training_is_deterministic_from_its_arguments():
 def test_cube_classifier_trains_when_the_last_batch_would_hold_one_cube():
     cubes, labels, _ = _textured_tumours(17 + 8, 0, side=14)  # 17 training cubes, batch size 16: a lone 17th
     model = ct_cnn("narrow", seed=0)
-    history = fit_cube_classifier(model, (cubes[:17], labels[:17]), (cubes[17:], labels[17:]), side=12, epochs=2, batch_size=16,
-                                  patient_ids=([f"P{i}" for i in range(17)], [f"T{i}" for i in range(8)]), progress=False)
+    history = fit_cube_classifier(
+        model,
+        (cubes[:17], labels[:17]),
+        (cubes[17:], labels[17:]),
+        side=12,
+        epochs=2,
+        batch_size=16,
+        patient_ids=([f"P{i}" for i in range(17)], [f"T{i}" for i in range(8)]),
+        progress=False,
+    )
     assert history.epochs_run == 2
     assert history.samples["train"] == [f"P{i}" for i in range(17)] and len(history.samples["validation"]) == 8
     with pytest.raises(ValueError, match="3 train sample ids for a train loader of 17"):
-        fit_cube_classifier(model, (cubes[:17], labels[:17]), (cubes[17:], labels[17:]), side=12, epochs=1,
-                            patient_ids=(["a", "b", "c"], list(range(8))), progress=False)
+        fit_cube_classifier(
+            model,
+            (cubes[:17], labels[:17]),
+            (cubes[17:], labels[17:]),
+            side=12,
+            epochs=1,
+            patient_ids=(["a", "b", "c"], list(range(8))),
+            progress=False,
+        )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -192,15 +207,13 @@ def test_narrow_cnn_learns_a_planted_contrast_and_transfer_freezes_convolutions(
     cubes = rng.normal(0.3, 0.02, size=(80, 14, 14, 14)).astype(np.float32)
     cubes[labels == 1, 4:10, 4:10, 4:10] += 0.15  # a bright core, many noise levels strong, means "dead"
     model = ct_cnn("narrow", seed=seed)
-    fit_cube_classifier(model, (cubes[:60], labels[:60]), (cubes[60:], labels[60:]), side=12, epochs=10, patience=10, seed=seed,
-                        progress=False)
+    fit_cube_classifier(model, (cubes[:60], labels[:60]), (cubes[60:], labels[60:]), side=12, epochs=10, patience=10, seed=seed, progress=False)
     probability = death_probability(model, cubes[60:], side=12)
     assert probability.shape == (20,) and ((probability > 0.5) == labels[60:]).mean() > 0.8
     adapted = transfer_to(model)
     before = [p.clone() for p in adapted.convolutions.parameters()]
     dense_before = model.features(torch.from_numpy(centre_crop(cubes[60:], 12))[:, None]).detach()
-    fit_cube_classifier(adapted, (cubes[:60], 1 - labels[:60]), (cubes[60:], 1 - labels[60:]), side=12, epochs=2, seed=seed,
-                        progress=False)
+    fit_cube_classifier(adapted, (cubes[:60], 1 - labels[:60]), (cubes[60:], 1 - labels[60:]), side=12, epochs=2, seed=seed, progress=False)
     assert all(torch.equal(a, b) for a, b in zip(before, adapted.convolutions.parameters()))
     assert not adapted.convolutions.training  # frozen batch norm keeps its statistics
     adapted.eval()
@@ -225,8 +238,13 @@ def test_two_year_label_leaves_out_patients_censored_before_two_years(lung):
 
 
 def test_centre_split_uses_centres_when_it_can_and_patients_otherwise():
-    frame = pd.DataFrame({"patient_id": [f"P{i}" for i in range(100)], "centre": np.repeat(["C1", "C2", "C3", "C4"], 25),
-                          "died_2y": np.tile([0.0, 1.0, np.nan, 1.0], 25)})
+    frame = pd.DataFrame(
+        {
+            "patient_id": [f"P{i}" for i in range(100)],
+            "centre": np.repeat(["C1", "C2", "C3", "C4"], 25),
+            "died_2y": np.tile([0.0, 1.0, np.nan, 1.0], 25),
+        }
+    )
     by_centre = centre_split(frame, tune_centre="C3", test_centre="C4")
     assert (by_centre[frame["centre"] == "C4"] == "test").all() and (by_centre[frame["centre"] == "C3"] == "tune").all()
     assert set(by_centre[frame["centre"].isin(["C1", "C2"])]) == {"train"}

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-
 from fake_archive import FakeArchive, RunningArchive
+
 from mmsurv.cli import main
 from mmsurv.environment import PROJECT_ROOT
 from mmsurv.fetch import LOCK_NAME, FetchError, fetch_manifest, load_manifest, resolve_manifest
@@ -38,8 +38,16 @@ def _parts(folder):
 
 def test_every_manifest_parses_and_names_licence_citation_and_counts():
     names = sorted(p.stem for p in MANIFESTS.glob("*.toml"))
-    assert names == ["nsclc-radiomics", "nsclc-radiomics-genomics", "nsclc-radiomics-interobserver1", "rider-lung-ct",
-                     "tcga-brca", "tcga-cesc", "tcga-luad", "tcga-lusc"]
+    assert names == [
+        "nsclc-radiomics",
+        "nsclc-radiomics-genomics",
+        "nsclc-radiomics-interobserver1",
+        "rider-lung-ct",
+        "tcga-brca",
+        "tcga-cesc",
+        "tcga-luad",
+        "tcga-lusc",
+    ]
     for name in names:
         manifest = load_manifest(MANIFESTS / f"{name}.toml")
         assert manifest.cohort["licence"] and manifest.cohort["citation"] and manifest.endpoints

@@ -174,8 +174,15 @@ def test_huge_tiff_without_pyramid_is_refused(tmp_path):
     blank = np.full((512, 512, 3), 240, dtype=np.uint8)
     path = tmp_path / "flat.tif"
     with tifffile.TiffWriter(path, bigtiff=True) as tif:
-        tif.write((blank for _ in range(98 * 98)), shape=(50_000, 50_000, 3), dtype=np.uint8, tile=(512, 512),
-                  compression="deflate", photometric="rgb", metadata=None)
+        tif.write(
+            (blank for _ in range(98 * 98)),
+            shape=(50_000, 50_000, 3),
+            dtype=np.uint8,
+            tile=(512, 512),
+            compression="deflate",
+            photometric="rgb",
+            metadata=None,
+        )
     with pytest.raises(DataFormatError, match=r"flat\.tif.*no pyramid.*50,000 x 50,000"):
         open_slide(path)
 

@@ -32,7 +32,14 @@ def test_barcodes_split_into_patient_and_sample_type():
     aliquot = "TCGA-A7-A0CE-01A-11R-A00Z-07"
     parts = parse_barcode(aliquot)
     assert (parts.project, parts.tss, parts.participant, parts.sample, parts.analyte, parts.plate, parts.centre) == (
-        "TCGA", "A7", "A0CE", "01", "R", "A00Z", "07")
+        "TCGA",
+        "A7",
+        "A0CE",
+        "01",
+        "R",
+        "A00Z",
+        "07",
+    )
     assert patient_barcode(aliquot) == "TCGA-A7-A0CE"
     assert sample_barcode(aliquot) == "TCGA-A7-A0CE-01A"
     assert sample_kind(aliquot) == "tumour"
@@ -50,7 +57,9 @@ def test_unknown_barcodes_are_refused(bad):
 
 # ---------------------------------------------------------------- MAF
 
-_MAF_HEADER = "#version gdc-1.0.0\n#annotation.spec gdc-2.0.0-aliquot-merged-masked\nHugo_Symbol\tVariant_Classification\tTumor_Sample_Barcode\tHGVSp_Short\n"
+_MAF_HEADER = (
+    "#version gdc-1.0.0\n#annotation.spec gdc-2.0.0-aliquot-merged-masked\nHugo_Symbol\tVariant_Classification\tTumor_Sample_Barcode\tHGVSp_Short\n"
+)
 
 
 def _write_maf(path, rows, header=_MAF_HEADER):
@@ -61,13 +70,18 @@ def _write_maf(path, rows, header=_MAF_HEADER):
 
 
 def test_mutation_matrix_counts_only_non_silent_variants(tmp_path):
-    maf = read_maf(_write_maf(tmp_path / "a.maf.gz", [
-        ("TP53", "Missense_Mutation", "TCGA-AA-0001-01A-11D-A000-09", "p.R175H"),
-        ("TP53", "Nonsense_Mutation", "TCGA-AA-0001-01A-11D-A000-09", "p.R196*"),  # two hits: still 1
-        ("PIK3CA", "Silent", "TCGA-AA-0001-01A-11D-A000-09", "p.#"),  # '#' inside a value is data, not a comment
-        ("KRAS", "Intron", "TCGA-AA-0002-01A-11D-A000-09", ""),
-        ("KRAS", "Splice_Site", "TCGA-AA-0003-01A-11D-A000-09", ""),
-    ]))
+    maf = read_maf(
+        _write_maf(
+            tmp_path / "a.maf.gz",
+            [
+                ("TP53", "Missense_Mutation", "TCGA-AA-0001-01A-11D-A000-09", "p.R175H"),
+                ("TP53", "Nonsense_Mutation", "TCGA-AA-0001-01A-11D-A000-09", "p.R196*"),  # two hits: still 1
+                ("PIK3CA", "Silent", "TCGA-AA-0001-01A-11D-A000-09", "p.#"),  # '#' inside a value is data, not a comment
+                ("KRAS", "Intron", "TCGA-AA-0002-01A-11D-A000-09", ""),
+                ("KRAS", "Splice_Site", "TCGA-AA-0003-01A-11D-A000-09", ""),
+            ],
+        )
+    )
     assert maf.loc[2, "HGVSp_Short"] == "p.#"
     matrix = mutation_matrix(maf, patients=["TCGA-AA-0001", "TCGA-AA-0002", "TCGA-AA-0003", "TCGA-AA-0004"])
     assert matrix.to_dict(orient="index") == {
@@ -99,8 +113,9 @@ def test_maf_with_unknown_or_malformed_barcodes_names_the_file(tmp_path):
     with pytest.raises(DataFormatError, match=r"stranger\.maf\.gz.*not in `patients`.*TCGA-AA-0001"):
         mutation_matrix([read_maf(good), read_maf(stranger)], patients=["TCGA-AA-0009"])
     # a barcode that is no TCGA barcode at all: the file and the row are named
-    malformed = _write_maf(tmp_path / "malformed.maf.gz", [("TP53", "Missense_Mutation", "TCGA-AA-0001-01A", ""),
-                                                            ("KRAS", "Missense_Mutation", "sample-7", "")])
+    malformed = _write_maf(
+        tmp_path / "malformed.maf.gz", [("TP53", "Missense_Mutation", "TCGA-AA-0001-01A", ""), ("KRAS", "Missense_Mutation", "sample-7", "")]
+    )
     with pytest.raises(DataFormatError, match=r"malformed\.maf\.gz.*1 Tumor_Sample_Barcode.*row 2: 'sample-7'"):
         mutation_matrix([read_maf(good), read_maf(malformed)])
 
@@ -138,9 +153,11 @@ def test_star_counts_drop_summary_rows_and_versions(tmp_path):
 
 def test_star_counts_with_par_y_genes_in_different_orders(tmp_path):
     # GENCODE v36 lists pseudo-autosomal genes twice; the Y copy has a _PAR_Y suffix and zero counts
-    rows = ["ENSG00000002586.20\tCD99\tprotein_coding\t500\t250\t250\t40.0\t12.0\t13.0",
-            "ENSG00000002586.20_PAR_Y\tCD99\tprotein_coding\t0\t0\t0\t0.0\t0.0\t0.0",
-            "ENSG00000000003.15\tTSPAN6\tprotein_coding\t300\t150\t150\t15.0\t5.0\t6.0"]
+    rows = [
+        "ENSG00000002586.20\tCD99\tprotein_coding\t500\t250\t250\t40.0\t12.0\t13.0",
+        "ENSG00000002586.20_PAR_Y\tCD99\tprotein_coding\t0\t0\t0\t0.0\t0.0\t0.0",
+        "ENSG00000000003.15\tTSPAN6\tprotein_coding\t300\t150\t150\t15.0\t5.0\t6.0",
+    ]
     head = "\n".join(_STAR.splitlines()[:6]) + "\n"
     first, second = tmp_path / "first.tsv", tmp_path / "second.tsv"
     first.write_text(head + "\n".join(rows) + "\n")
@@ -195,7 +212,10 @@ def test_virtual_methylation_and_mutations_carry_planted_modules(virtual_files):
     mafs = [read_maf(p) for p in sample_files(sheet, cohort.gdc, "Masked Somatic Mutation").values()]
     matrix = mutation_matrix(mafs, patients=cohort.truth["patient_id"])
     table = cohort.truth.set_index("patient_id")
-    assert table.loc[matrix.index[matrix["TP53"] == 1], "proliferation"].mean() > table.loc[matrix.index[matrix["TP53"] == 0], "proliferation"].mean() + 0.2
+    assert (
+        table.loc[matrix.index[matrix["TP53"] == 1], "proliferation"].mean()
+        > table.loc[matrix.index[matrix["TP53"] == 0], "proliferation"].mean() + 0.2
+    )
 
 
 def test_sample_sheet_names_missing_files(virtual_files, tmp_path):
@@ -231,12 +251,17 @@ def test_gdc_clinical_overall_survival_rule(tmp_path):
 
 def test_gdc_clinical_unknown_vital_status_is_not_a_censored_patient(tmp_path):
     path = tmp_path / "clinical.tsv"
-    path.write_text(_CLINICAL
-                    + "TCGA-XX\tu4\tTCGA-AA-0004\tNot Reported\t'--\t800\t60\tSurgery, NOS\n"
-                    + "TCGA-XX\tu5\tTCGA-AA-0005\t'--\t'--\t500\t61\tSurgery, NOS\n"
-                    + "TCGA-XX\tu6\tTCGA-AA-0006\tDead\t'--\t250\t62\tSurgery, NOS\n")
-    with pytest.warns(DataWarning, match=r"clinical\.tsv: survival unknown for 4 of 6 case.*2 vital status not reported, "
-                                         r"1 dead without days_to_death, 1 alive without days_to_last_follow_up"):
+    path.write_text(
+        _CLINICAL
+        + "TCGA-XX\tu4\tTCGA-AA-0004\tNot Reported\t'--\t800\t60\tSurgery, NOS\n"
+        + "TCGA-XX\tu5\tTCGA-AA-0005\t'--\t'--\t500\t61\tSurgery, NOS\n"
+        + "TCGA-XX\tu6\tTCGA-AA-0006\tDead\t'--\t250\t62\tSurgery, NOS\n"
+    )
+    with pytest.warns(
+        DataWarning,
+        match=r"clinical\.tsv: survival unknown for 4 of 6 case.*2 vital status not reported, "
+        r"1 dead without days_to_death, 1 alive without days_to_last_follow_up",
+    ):
         cases = read_gdc_clinical(path)
     unknown = ["TCGA-AA-0003", "TCGA-AA-0004", "TCGA-AA-0005", "TCGA-AA-0006"]
     assert cases.attrs["survival_unknown"] == unknown
@@ -248,8 +273,9 @@ def test_gdc_clinical_unknown_vital_status_is_not_a_censored_patient(tmp_path):
 
 def test_gdc_clinical_without_any_follow_up_warns(tmp_path):
     path = tmp_path / "baseline.tsv"
-    path.write_text(_CLINICAL.splitlines()[0] + "\n" + "".join(
-        f"TCGA-XX\tu{i}\tTCGA-AA-000{i}\tAlive\t'--\t0\t50\tSurgery, NOS\n" for i in range(1, 6)))
+    path.write_text(
+        _CLINICAL.splitlines()[0] + "\n" + "".join(f"TCGA-XX\tu{i}\tTCGA-AA-000{i}\tAlive\t'--\t0\t50\tSurgery, NOS\n" for i in range(1, 6))
+    )
     with pytest.warns(DataWarning, match=r"baseline\.tsv: no case has any follow-up \(5 with known survival, all censored at day 0\)"):
         cases = read_gdc_clinical(path)
     assert cases["os_event"].sum() == 0 and len(cases) == 5
@@ -257,9 +283,11 @@ def test_gdc_clinical_without_any_follow_up_warns(tmp_path):
 
 def test_gdc_clinical_api_layout_with_indexed_columns(tmp_path):
     path = tmp_path / "cases.tsv"
-    path.write_text("case_id\tsubmitter_id\tdemographic.vital_status\tdemographic.days_to_death\t"
-                    "diagnoses.0.days_to_last_follow_up\tdiagnoses.1.days_to_last_follow_up\n"
-                    "u1\tTCGA-AA-0001\tAlive\t\t100\t900\n")
+    path.write_text(
+        "case_id\tsubmitter_id\tdemographic.vital_status\tdemographic.days_to_death\t"
+        "diagnoses.0.days_to_last_follow_up\tdiagnoses.1.days_to_last_follow_up\n"
+        "u1\tTCGA-AA-0001\tAlive\t\t100\t900\n"
+    )
     assert read_gdc_clinical(path).loc[0, "os_time"] == 900
 
 
@@ -280,4 +308,8 @@ def test_virtual_clinical_tsv_gives_back_the_simulated_outcomes(virtual_files):
         assert np.array_equal(cases["os_time"].to_numpy(), cohort.truth["time"].to_numpy())
         assert np.array_equal(cases["os_event"].to_numpy(), cohort.truth["event"].to_numpy())
     assert set(pd.read_csv(virtual_files["cesc"].gdc / "clinical.tsv", sep="\t")["diagnoses.figo_stage"]) <= {
-        "Stage IB", "Stage II", "Stage III", "Stage IVA"}
+        "Stage IB",
+        "Stage II",
+        "Stage III",
+        "Stage IVA",
+    }

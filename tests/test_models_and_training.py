@@ -9,9 +9,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mmsurv.models import AttentionMIL, TileRegressor, tile_backbone
-from mmsurv.signatures import PROLIFERATION_GENES, gene_expression, proliferation_score
+from mmsurv.omics.signatures import PROLIFERATION_GENES, gene_expression, proliferation_score
+from mmsurv.pathology import SlideBags, aggregate_tiles, embed_slides, tile_cohort
 from mmsurv.training import predict, train_model
-from mmsurv.wsi import SlideBags, aggregate_tiles, embed_slides, tile_cohort
 
 
 class _Brightness(Dataset):
@@ -33,8 +33,15 @@ class _Brightness(Dataset):
 def test_training_loop_learns_and_keeps_the_best_epoch():
     torch.manual_seed(0)
     model = TileRegressor("small", n_outputs=1, pretrained=False)
-    history = train_model(model, DataLoader(_Brightness(256, 0), batch_size=32, shuffle=True),
-                          DataLoader(_Brightness(64, 1), batch_size=64), epochs=15, learning_rate=3e-3, patience=5, progress=False)
+    history = train_model(
+        model,
+        DataLoader(_Brightness(256, 0), batch_size=32, shuffle=True),
+        DataLoader(_Brightness(64, 1), batch_size=64),
+        epochs=15,
+        learning_rate=3e-3,
+        patience=5,
+        progress=False,
+    )
     assert history.validation_loss[history.best_epoch] == min(history.validation_loss)
     held_out = _Brightness(64, 2)
     prediction, index = predict(model, DataLoader(held_out, batch_size=16), progress=False)

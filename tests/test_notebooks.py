@@ -156,8 +156,9 @@ def test_breast_notebook_reads_a_fetched_gdc_folder(virtual_files, tmp_path):
     with RunningArchive(archive) as server:
         fetch_manifest(PROJECT_ROOT / "data_manifests" / "tcga-brca.toml", fetched, api_overrides={"gdc": server.url}, progress=False)
     results = tmp_path / "results"
-    (run,) = run_notebooks(["01"], smoke=True, parameters={"data_source": "tcga", "data_dir": str(fetched)}, results_root=results,
-                           progress_bar=False, cell_timeout=600)
+    (run,) = run_notebooks(
+        ["01"], smoke=True, parameters={"data_source": "tcga", "data_dir": str(fetched)}, results_root=results, progress_bar=False, cell_timeout=600
+    )
     assert run.status == "ok", run.error
     metrics = json.loads((results / "01_breast_proliferation_wsi" / "metrics.json").read_text())["metrics"]
     assert metrics["heldout_spearman_score"] >= 0.4
@@ -230,8 +231,7 @@ def test_lung_ct_notebook_reads_a_tcia_folder(virtual_files, tmp_path):
     results = tmp_path / "results"
     # the folder layout and the single-centre split are under test here, not the network: 20 epochs suffice
     parameters = {"data_source": "tcia", "data_dir": str(fetched), "surgery_collection": "", "epochs": 20}
-    (run,) = run_notebooks(["02"], smoke=True, parameters=parameters,
-                           results_root=results, progress_bar=False, cell_timeout=600)
+    (run,) = run_notebooks(["02"], smoke=True, parameters=parameters, results_root=results, progress_bar=False, cell_timeout=600)
     assert run.status == "ok", run.error
     metrics = json.loads((results / "02_lung_ct_3dcnn_prognosis" / "metrics.json").read_text())["metrics"]
     assert set(metrics["auc_test"]) == {"3D CNN", "tumour volume alone", "clinical random forest"}  # real data has no planted truth

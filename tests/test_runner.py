@@ -14,7 +14,13 @@ from mmsurv.runner import discover_notebooks, parse_parameter, run_notebooks
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("seed=3", ("seed", 3)), ("smoke=true", ("smoke", True)), ("lr=1e-3", ("lr", 0.001)), ("project=LUAD", ("project", "LUAD")), ("name='x y'", ("name", "x y"))],
+    [
+        ("seed=3", ("seed", 3)),
+        ("smoke=true", ("smoke", True)),
+        ("lr=1e-3", ("lr", 0.001)),
+        ("project=LUAD", ("project", "LUAD")),
+        ("name='x y'", ("name", "x y")),
+    ],
 )
 def test_parse_parameter(text, expected):
     assert parse_parameter(text) == expected

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from mmsurv import stats
-from mmsurv.endpoints import event_within
+from mmsurv.endpoints import DAYS_PER_YEAR, event_within
 from mmsurv.metrics import concordance_index
-from mmsurv.simulate import DAYS_PER_YEAR, PLANTED_LOG_HAZARD, simulate_cohort
+from mmsurv.virtual.simulate import PLANTED_LOG_HAZARD, simulate_cohort
 
 
 def test_same_seed_same_cohort_other_seed_other_cohort():

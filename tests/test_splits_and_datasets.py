@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from mmsurv.datasets import load_tcga_outcomes, stage_group
-from mmsurv.simulate import simulate_cohort
 from mmsurv.splits import check_no_patient_overlap, patient_split
+from mmsurv.virtual.simulate import simulate_cohort
 
 
 def test_split_holds_out_external_centre_and_stratifies():

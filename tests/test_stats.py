@@ -8,7 +8,7 @@ import pytest
 from lifelines.datasets import load_rossi
 
 from mmsurv import stats
-from mmsurv.simulate import simulate_cohort
+from mmsurv.virtual.simulate import simulate_cohort
 
 
 def test_cox_matches_r_coxph_on_rossi():

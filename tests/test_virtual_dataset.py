@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mmsurv.cli import main
-from mmsurv.simulate import patient_code
 from mmsurv.virtual import dataset as virtual_dataset
 from mmsurv.virtual import virtual_cohort_files
+from mmsurv.virtual.simulate import patient_code
 
 
 def test_patient_codes_are_barcodes_with_the_centre_as_site():

@@ -80,9 +80,7 @@ def parse_barcode(barcode: str) -> Barcode:
     """
     match = _PATTERN.match(str(barcode).strip().upper())
     if match is None:
-        raise ValueError(
-            f"unknown barcode {barcode!r}: expected a TCGA barcode such as 'TCGA-A7-A0CE' or 'TCGA-A7-A0CE-01A-11R-A00Z-07'"
-        )
+        raise ValueError(f"unknown barcode {barcode!r}: expected a TCGA barcode such as 'TCGA-A7-A0CE' or 'TCGA-A7-A0CE-01A-11R-A00Z-07'")
     return Barcode(**match.groupdict())
 
 

@@ -68,16 +68,16 @@ def _dicom_files(folder: Path) -> list[Path]:
         if _has_dicom_marker(path):
             files.append(path)
         elif path.suffix.lower() in _DICOM_SUFFIXES:
-            raise DataFormatError(path, "a corrupt DICOM file: named like one, but without the 'DICM' marker at byte 128 "
-                                        "(truncated or overwritten?)")
+            raise DataFormatError(path, "a corrupt DICOM file: named like one, but without the 'DICM' marker at byte 128 (truncated or overwritten?)")
         else:
             others.append(path)
     series_folders = {path.parent for path in files}
     strays = [path for path in others if path.parent in series_folders]  # a clinical CSV beside the collections is expected
     if strays:
         names = ", ".join(str(p.relative_to(folder)) for p in strays[:3]) + (", ..." if len(strays) > 3 else "")
-        warnings.warn(f"{folder}: skipped {len(strays)} file(s) that are not DICOM (no 'DICM' marker) beside DICOM files: {names}",
-                      DataWarning, stacklevel=3)
+        warnings.warn(
+            f"{folder}: skipped {len(strays)} file(s) that are not DICOM (no 'DICM' marker) beside DICOM files: {names}", DataWarning, stacklevel=3
+        )
     if not files:
         raise DataFormatError(folder, f"holds no DICOM files (none of its {len(candidates)} file(s) has the 'DICM' marker)")
     return files

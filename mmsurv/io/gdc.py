@@ -25,8 +25,8 @@ import io
 import os
 import warnings
 import zlib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -111,9 +111,10 @@ def _maf_patients(table: pd.DataFrame) -> list[str]:
             bad.append((row, barcode))
     if bad:
         rows = ", ".join(f"table row {row + 1}: {barcode!r}" for row, barcode in bad[:3])
-        raise DataFormatError(table.attrs.get("source", "<MAF table without a source file>"),
-                              f"{len(bad)} Tumor_Sample_Barcode value(s) are not TCGA barcodes ({rows}); expected e.g. "
-                              "'TCGA-A7-A0CE-01A-11D-A00Z-09'")
+        raise DataFormatError(
+            table.attrs.get("source", "<MAF table without a source file>"),
+            f"{len(bad)} Tumor_Sample_Barcode value(s) are not TCGA barcodes ({rows}); expected e.g. 'TCGA-A7-A0CE-01A-11D-A00Z-09'",
+        )
     return patients
 
 
@@ -161,9 +162,10 @@ def mutation_matrix(
         for frame in frames:
             strangers = sorted(set(frame["patient"]) - known)
             if strangers:
-                raise DataFormatError(frame.attrs.get("source", "<MAF table without a source file>"),
-                                      f"has {len(strangers)} patient(s) not in `patients`: {strangers[:5]}; pass unknown='drop' "
-                                      "to ignore them")
+                raise DataFormatError(
+                    frame.attrs.get("source", "<MAF table without a source file>"),
+                    f"has {len(strangers)} patient(s) not in `patients`: {strangers[:5]}; pass unknown='drop' to ignore them",
+                )
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*MAF_REQUIRED, "patient"])
     counted = table[table["Variant_Classification"].isin(list(classifications))]
     if patients is not None:
@@ -353,8 +355,7 @@ def read_gdc_clinical(path: str | os.PathLike) -> pd.DataFrame:
     )
     status = cases["vital_status"].str.strip().str.lower()
     dead, alive = status.eq("dead"), status.eq("alive")
-    time = pd.Series(np.where(dead, cases["days_to_death"], np.where(alive, cases["days_to_last_follow_up"], np.nan)),
-                     index=cases.index, dtype=float)
+    time = pd.Series(np.where(dead, cases["days_to_death"], np.where(alive, cases["days_to_last_follow_up"], np.nan)), index=cases.index, dtype=float)
     known = (dead | alive) & time.notna()
     cases["os_time"] = time.where(known)
     cases["os_event"] = dead.astype(float).where(known)
@@ -377,13 +378,20 @@ def _warn_about_survival(path: Path, cases: pd.DataFrame, dead: pd.Series, alive
     if not known.all():
         counts = ", ".join(f"{int(mask.sum())} {reason}" for reason, mask in reasons.items() if mask.any())
         examples = cases.index[~known].tolist()[:3]
-        warnings.warn(f"{path}: survival unknown for {int((~known).sum())} of {len(cases)} case(s) ({counts}; e.g. {examples}): "
-                      "their os_time and os_event are NaN, leave them out of survival analyses", DataWarning, stacklevel=3)
+        warnings.warn(
+            f"{path}: survival unknown for {int((~known).sum())} of {len(cases)} case(s) ({counts}; e.g. {examples}): "
+            "their os_time and os_event are NaN, leave them out of survival analyses",
+            DataWarning,
+            stacklevel=3,
+        )
     followed = cases.loc[known, "os_time"]
     if followed.empty or (followed.eq(0).all() and not dead[known].any()):
-        warnings.warn(f"{path}: no case has any follow-up ({len(followed)} with known survival, all censored at day 0): "
-                      "nothing in this table can be used for survival; a clinical export made before follow-up?",
-                      DataWarning, stacklevel=3)
+        warnings.warn(
+            f"{path}: no case has any follow-up ({len(followed)} with known survival, all censored at day 0): "
+            "nothing in this table can be used for survival; a clinical export made before follow-up?",
+            DataWarning,
+            stacklevel=3,
+        )
 
 
 def read_sample_sheet(path: str | os.PathLike) -> pd.DataFrame:

@@ -117,8 +117,11 @@ class Slide:
         level = self.best_level_for_mpp(mpp)
         width, height = self.level_dimensions[level]
         if max(width, height) > MAX_OVERVIEW_PX:
-            raise DataFormatError(self.path, f"no pyramid level near {mpp} um/px: the nearest is {width:,} x {height:,} px, "
-                                  f"too large to read whole (limit {MAX_OVERVIEW_PX:,} px)")
+            raise DataFormatError(
+                self.path,
+                f"no pyramid level near {mpp} um/px: the nearest is {width:,} x {height:,} px, "
+                f"too large to read whole (limit {MAX_OVERVIEW_PX:,} px)",
+            )
         pixels = self.read_region(0, 0, level, width, height)
         scale = self.level_mpp(level) / mpp
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -127,7 +130,7 @@ class Slide:
     def close(self) -> None:
         self._handle.close()
 
-    def __enter__(self) -> "Slide":
+    def __enter__(self) -> Slide:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -363,8 +366,7 @@ def tile_grid(
             "tissue_fraction": fraction[keep],
         }
     )
-    return TileGrid(slide_path=slide.path, mpp=mpp, tile_px=tile_px, level=level, read_px=read_px, tiles=tiles,
-                    slide_mpp=slide.mpp)
+    return TileGrid(slide_path=slide.path, mpp=mpp, tile_px=tile_px, level=level, read_px=read_px, tiles=tiles, slide_mpp=slide.mpp)
 
 
 def plot_tile_grid(

@@ -44,14 +44,16 @@ def _pages_and_subifds(tif: tifffile.TiffFile, path: Path, size: int) -> Iterato
         for number, offset in enumerate(page.subifds or ()):
             where = f"SubIFD {number} of {name}"
             if not 0 < offset < size:
-                raise DataFormatError(path, f"truncated: {where} starts at byte {offset:,} but the file has {size:,} bytes "
-                                            "(an interrupted download? fetch it again)")
+                raise DataFormatError(
+                    path, f"truncated: {where} starts at byte {offset:,} but the file has {size:,} bytes (an interrupted download? fetch it again)"
+                )
             tif.filehandle.seek(offset)
             try:
                 sub = tifffile.TiffPage(tif, index=(*page.index, number) if isinstance(page.index, tuple) else (page.index, number))
             except Exception as error:
-                raise DataFormatError(path, f"truncated or corrupt: {where} (byte {offset:,}) cannot be read "
-                                            f"({type(error).__name__}: {error})") from error
+                raise DataFormatError(
+                    path, f"truncated or corrupt: {where} (byte {offset:,}) cannot be read ({type(error).__name__}: {error})"
+                ) from error
             pending.append((where, sub))
 
 
@@ -89,8 +91,7 @@ def check_tiff_structure(path: Path, *, max_overview_px: int) -> None:
         logger.removeHandler(collect)
     broken = [message for message in collect.messages if any(sign in message for sign in _STRUCTURE_WARNINGS)]
     if broken:
-        raise DataFormatError(path, f"truncated or corrupt: {broken[0]} (the file has {size:,} bytes; an interrupted "
-                                    "download? fetch it again)")
+        raise DataFormatError(path, f"truncated or corrupt: {broken[0]} (the file has {size:,} bytes; an interrupted download? fetch it again)")
     if not image_sizes:
         raise DataFormatError(path, "contains no image")
     smallest = min(image_sizes, key=lambda wh: wh[0] * wh[1])

@@ -14,7 +14,8 @@ sampler the batch falls back to one read per tile. ``benchmarks/tiling.py`` meas
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -106,7 +107,7 @@ class TileDataset(Dataset):
             self._open[index] = open_slide(grid.slide_path, backend=self.backend, mpp=grid.slide_mpp)
         return self._open[index]
 
-    def preload(self, *, batch_size: int = 256, progress: bool = True) -> "TileDataset":
+    def preload(self, *, batch_size: int = 256, progress: bool = True) -> TileDataset:
         """Read every tile once into memory (uint8), for small experiments that revisit tiles each epoch.
 
         Costs ``len(self) * 3 * tile_px**2`` bytes (2,880 tiles of 64 px: 35 MB). Returns self.
@@ -131,10 +132,16 @@ class TileDataset(Dataset):
         *,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         uint8: bool | None = None,
-    ) -> "TileDataset":
+    ) -> TileDataset:
         """The same tiles with other targets / transform, sharing preloaded images (no copy)."""
-        twin = TileDataset(self.grids, targets=targets, transform=transform, backend=self.backend, max_strip=self.max_strip,
-                           uint8=self.uint8 if uint8 is None else uint8)
+        twin = TileDataset(
+            self.grids,
+            targets=targets,
+            transform=transform,
+            backend=self.backend,
+            max_strip=self.max_strip,
+            uint8=self.uint8 if uint8 is None else uint8,
+        )
         twin._preloaded = self._preloaded
         return twin
 

@@ -75,7 +75,7 @@ class Volume:
         points_mm = np.asarray(points_mm, dtype=float)
         return np.linalg.solve(self.axes, (points_mm - self.origin).T).T / np.asarray(self.spacing)
 
-    def with_array(self, array: np.ndarray, **changes: Any) -> "Volume":
+    def with_array(self, array: np.ndarray, **changes: Any) -> Volume:
         """A copy with a new array (and optionally new spacing / origin), same metadata."""
         return replace(self, **{"array": array, "metadata": dict(self.metadata), **changes})
 

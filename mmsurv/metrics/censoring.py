@@ -62,8 +62,7 @@ class CensoringDistribution:
         beyond = t > self.times[-1]
         if self.survival[-1] > 0 and beyond.any():
             raise ValueError(
-                f"time {t[beyond].max():g} is beyond the last training follow-up time "
-                f"{self.times[-1]:g}: the censoring distribution is unknown there"
+                f"time {t[beyond].max():g} is beyond the last training follow-up time {self.times[-1]:g}: the censoring distribution is unknown there"
             )
         index = np.searchsorted(self.times, t, side="right") - 1
         values = np.where(index >= 0, self.survival[np.clip(index, 0, None)], 1.0)

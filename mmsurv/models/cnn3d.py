@@ -74,8 +74,15 @@ class CT3DCNN(nn.Module):
     n_classes : int, default 2
     """
 
-    def __init__(self, filters: tuple[int, ...] = (64, 128, 256, 512), dense: tuple[int, int] = (512, 256), *,
-                 padded: bool = False, pooled: int = 3, n_classes: int = 2) -> None:
+    def __init__(
+        self,
+        filters: tuple[int, ...] = (64, 128, 256, 512),
+        dense: tuple[int, int] = (512, 256),
+        *,
+        padded: bool = False,
+        pooled: int = 3,
+        n_classes: int = 2,
+    ) -> None:
         super().__init__()
         f1, f2, f3, f4 = filters
         self.convolutions = nn.Sequential(
@@ -107,7 +114,7 @@ class CT3DCNN(nn.Module):
             parameter.requires_grad_(False)
         self.convolutions.eval()
 
-    def train(self, mode: bool = True) -> "CT3DCNN":
+    def train(self, mode: bool = True) -> CT3DCNN:
         super().train(mode)
         if mode and not any(p.requires_grad for p in self.convolutions.parameters()):
             self.convolutions.eval()  # frozen blocks keep their batch-norm statistics and no dropout

@@ -117,9 +117,7 @@ def fit_lasso_cox(
 
     final = _fit_path(x, y, l1_ratio, alphas)
     coefficients = pd.Series(final.coef_[:, best], index=features.columns)
-    cv_table = pd.DataFrame(
-        {"alpha": alphas, "mean_c_index": mean_c, "sd_c_index": sd_c, "n_selected": (final.coef_ != 0).sum(axis=0)}
-    )
+    cv_table = pd.DataFrame({"alpha": alphas, "mean_c_index": mean_c, "sd_c_index": sd_c, "n_selected": (final.coef_ != 0).sum(axis=0)})
     return LassoCoxResult(
         selected=coefficients.index[coefficients != 0].tolist(),
         coefficients=coefficients,

@@ -231,8 +231,11 @@ def mask_contours(mask: np.ndarray, geometry: ScanGeometry) -> list[tuple[int, n
             if len(rows) < 3:
                 continue
             xyz = np.column_stack(
-                [geometry.origin[0] + cols * geometry.pixel_mm, geometry.origin[1] + rows * geometry.pixel_mm,
-                 np.full(len(rows), geometry.origin[2] + k * geometry.slice_mm)]
+                [
+                    geometry.origin[0] + cols * geometry.pixel_mm,
+                    geometry.origin[1] + rows * geometry.pixel_mm,
+                    np.full(len(rows), geometry.origin[2] + k * geometry.slice_mm),
+                ]
             )
             polygons.append((int(k), xyz))
     return polygons

@@ -36,35 +36,44 @@ import os
 import shutil
 import time
 import warnings
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..environment import PROJECT_ROOT
 from ..io.gdc import write_sample_sheet
-from ..simulate import simulate_cohort
 from .ct import dicom_uid, reader_mask, render_ct, tumour_shape, write_ct_series, write_rtstruct
 from .geometry import ScanGeometry
 from .mri import pelvic_tumour, render_mri
 from .omics import gene_panel, simulate_expression, simulate_methylation, simulate_mutations, write_maf, write_methylation_betas, write_star_counts
 from .reports import mri_report
+from .simulate import simulate_cohort
 from .slide_writer import write_virtual_slide
 from .tables import file_uuid, write_gdc_clinical, write_nsclc_clinical
 from .tissue import tissue_recipe
 
-__all__ = ["COHORTS", "SIZES", "CohortSize", "VirtualDataset", "virtual_cohort_files", "default_data_dir", "GENERATOR_VERSION",
-           "generator_fingerprint"]
+__all__ = [
+    "COHORTS",
+    "SIZES",
+    "CohortSize",
+    "VirtualDataset",
+    "virtual_cohort_files",
+    "default_data_dir",
+    "GENERATOR_VERSION",
+    "generator_fingerprint",
+]
 
 #: Bump when a cohort's files change for a reason outside the generator's own sources (e.g. a
 #: dependency writes them differently); changes to the sources are caught by the fingerprint.
 GENERATOR_VERSION = 6
 _PACKAGE = Path(__file__).resolve().parents[1]
 #: The sources whose code decides what a virtual cohort's files hold (besides ``virtual/`` itself).
-_GENERATOR_SOURCES = ("simulate.py", "io/gdc.py")
+_GENERATOR_SOURCES = ("endpoints.py", "io/gdc.py")
 COHORTS = ("brca", "lung_tcga", "cesc", "lung_ct")
 
 
@@ -84,10 +93,28 @@ class CohortSize:
 
 
 SIZES: dict[str, CohortSize] = {
-    "smoke": CohortSize(48, slide_mm=1.2, slide_mpp=1.0, ct=ScanGeometry(96, 3.5, 36, 4.0), mri=ScanGeometry(64, 3.0, 16, 5.0),
-                        n_rescans=12, n_ct_patients=600, n_background_genes=200, n_probes=300),
-    "full": CohortSize(300, slide_mm=2.0, slide_mpp=0.5, ct=ScanGeometry(160, 2.0, 64, 2.5), mri=ScanGeometry(128, 1.5, 24, 4.0),
-                       n_rescans=32, n_ct_patients=900, n_background_genes=1000, n_probes=2000),
+    "smoke": CohortSize(
+        48,
+        slide_mm=1.2,
+        slide_mpp=1.0,
+        ct=ScanGeometry(96, 3.5, 36, 4.0),
+        mri=ScanGeometry(64, 3.0, 16, 5.0),
+        n_rescans=12,
+        n_ct_patients=600,
+        n_background_genes=200,
+        n_probes=300,
+    ),
+    "full": CohortSize(
+        300,
+        slide_mm=2.0,
+        slide_mpp=0.5,
+        ct=ScanGeometry(160, 2.0, 64, 2.5),
+        mri=ScanGeometry(128, 1.5, 24, 4.0),
+        n_rescans=32,
+        n_ct_patients=900,
+        n_background_genes=1000,
+        n_probes=2000,
+    ),
 }
 
 
@@ -141,8 +168,8 @@ def default_data_dir() -> Path:
 
 
 def generator_fingerprint() -> str:
-    """A short hash of the code that writes virtual cohorts: every ``mmsurv/virtual`` module,
-    the latent-biology simulator and the GDC sample-sheet writer.
+    """A short hash of the code that writes virtual cohorts: every ``mmsurv/virtual`` module
+    (the latent-biology simulator included), the endpoint labels and the GDC sample-sheet writer.
 
     Any edit to them - even one that leaves :data:`GENERATOR_VERSION` alone - changes the
     fingerprint, and cached cohorts written by the old code are regenerated.
@@ -192,8 +219,10 @@ def virtual_cohort_files(
         info = json.loads(marker.read_text())
         if info.get("generator_fingerprint") == fingerprint:
             return VirtualDataset(name, root, pd.read_csv(root / "truth.tsv", sep="\t"), info)
-        warnings.warn(f"{root}: written by other generator code (fingerprint {info.get('generator_fingerprint')}, "
-                      f"now {fingerprint}); writing the cohort again", stacklevel=2)
+        warnings.warn(
+            f"{root}: written by other generator code (fingerprint {info.get('generator_fingerprint')}, now {fingerprint}); writing the cohort again",
+            stacklevel=2,
+        )
     partial = root.with_name(f".{root.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -203,9 +232,13 @@ def virtual_cohort_files(
         truth = writer(partial, _cohort_seed(name, seed), SIZES[size], _Pool(workers, progress, name))
         truth.to_csv(partial / "truth.tsv", sep="\t", index=False)
         info = {
-            "cohort": name, "seed": seed, "size": size, "generator_version": GENERATOR_VERSION,
+            "cohort": name,
+            "seed": seed,
+            "size": size,
+            "generator_version": GENERATOR_VERSION,
             "generator_fingerprint": fingerprint,
-            "n_patients": int(len(truth)), "n_files": sum(1 for p in partial.rglob("*") if p.is_file()),
+            "n_patients": int(len(truth)),
+            "n_files": sum(1 for p in partial.rglob("*") if p.is_file()),
             "seconds": round(time.perf_counter() - started, 1),
         }
         (partial / "cohort.json").write_text(json.dumps(info, indent=2))
@@ -262,8 +295,9 @@ def _slide_job(path: str, proliferation: float, immune: float, size: CohortSize,
     write_virtual_slide(path, recipe, size.slide_mpp, metadata={"Filename": Path(path).stem})
 
 
-def _ct_job(folder: str, patient: dict[str, Any], geometry: ScanGeometry, rescan: bool, second_reader_folder: str | None,
-            noise_hu: float) -> dict[str, float]:
+def _ct_job(
+    folder: str, patient: dict[str, Any], geometry: ScanGeometry, rescan: bool, second_reader_folder: str | None, noise_hu: float
+) -> dict[str, float]:
     tumour = tumour_shape(patient["proliferation"], patient["invasion"], seed=patient["tumour_seed"], geometry=geometry)
     ids = {"patient_id": patient["patient_id"], "sex": patient["sex"]}
     scans = [("scan-1", (0.0, 0.0, 0.0))]
@@ -277,16 +311,18 @@ def _ct_job(folder: str, patient: dict[str, Any], geometry: ScanGeometry, rescan
         series_uid = dicom_uid(uid, "ct")
         base = Path(folder) / patient["patient_id"] / f"{info['study_date']}-{study}"
         sop_uids = write_ct_series(base / "1.000000-CT", hu, geometry, info, series_uid=series_uid)
-        write_rtstruct(base / "3.000000-RTSTRUCT" / "1-1.dcm", {"GTV-1": true_mask}, geometry, info,
-                       ct_series_uid=series_uid, ct_sop_uids=sop_uids)
+        write_rtstruct(base / "3.000000-RTSTRUCT" / "1-1.dcm", {"GTV-1": true_mask}, geometry, info, ct_series_uid=series_uid, ct_sop_uids=sop_uids)
         if second_reader_folder is not None and number == 0:
             second = reader_mask(tumour, geometry, reader_seed=patient["tumour_seed"] + 11)
             target = Path(second_reader_folder) / patient["patient_id"] / f"{info['study_date']}-{study}" / "3.000000-RTSTRUCT-reader2"
-            write_rtstruct(target / "1-1.dcm", {"GTV-1": second}, geometry, info, ct_series_uid=series_uid, ct_sop_uids=sop_uids,
-                           label="reader2")
+            write_rtstruct(target / "1-1.dcm", {"GTV-1": second}, geometry, info, ct_series_uid=series_uid, ct_sop_uids=sop_uids, label="reader2")
     voxel_ml = np.prod(geometry.spacing) / 1000
-    return {"tumour_radius_mm": tumour.radius_mm, "tumour_volume_ml": float(true_mask.sum() * voxel_ml),
-            "heterogeneity_hu": tumour.heterogeneity_hu, "lobulation": tumour.lobe_strength}
+    return {
+        "tumour_radius_mm": tumour.radius_mm,
+        "tumour_volume_ml": float(true_mask.sum() * voxel_ml),
+        "heterogeneity_hu": tumour.heterogeneity_hu,
+        "lobulation": tumour.lobe_strength,
+    }
 
 
 def _mri_job(folder: str, report_path: str, patient: dict[str, Any], geometry: ScanGeometry, gain: float) -> dict[str, float]:
@@ -301,8 +337,12 @@ def _mri_job(folder: str, report_path: str, patient: dict[str, Any], geometry: S
         write_nifti(base / f"{name}.nii.gz", Volume(array, geometry.spacing, origin=geometry.origin, metadata=meta))
     Path(report_path).parent.mkdir(parents=True, exist_ok=True)
     Path(report_path).write_text(mri_report(tumour, seed=patient["tumour_seed"] + 2))
-    return {"tumour_diameter_mm": tumour.max_diameter_mm, "parametrial_invasion": int(tumour.parametrial_invasion),
-            "nodes": tumour.nodes, "diffusion_restriction": tumour.restriction}
+    return {
+        "tumour_diameter_mm": tumour.max_diameter_mm,
+        "parametrial_invasion": int(tumour.parametrial_invasion),
+        "nodes": tumour.nodes,
+        "diffusion_restriction": tumour.restriction,
+    }
 
 
 # ---------------------------------------------------------------- cohort writers
@@ -320,25 +360,42 @@ def _gdc_cohort(seed: int, n_patients: int, *, sex_female: float) -> pd.DataFram
 _CENTRE_STAIN_SHIFT = {"C1": -0.8, "C2": -0.25, "C3": 0.3, "C4": 0.9}
 
 
-def _write_slides(root: Path, truth: pd.DataFrame, size: CohortSize, seed: int, pool: _Pool, project: str,
-                  extra: Callable[[pd.Series], dict[str, float]] | None = None) -> list[dict[str, str]]:
+def _write_slides(
+    root: Path,
+    truth: pd.DataFrame,
+    size: CohortSize,
+    seed: int,
+    pool: _Pool,
+    project: str,
+    extra: Callable[[pd.Series], dict[str, float]] | None = None,
+) -> list[dict[str, str]]:
     rows, jobs = [], []
     for index, patient in truth.iterrows():
         slide_barcode = f"{patient['patient_id']}-01Z-00-DX1"
         file_id = file_uuid(project, slide_barcode)
         name = f"{slide_barcode}.{file_id.upper()}.svs"
         options = {"stain_shift": _CENTRE_STAIN_SHIFT.get(patient["centre"], 0.0), **(extra(patient) if extra else {})}
-        jobs.append((str(root / file_id / name), float(patient["proliferation"]), float(patient["immune"]), size,
-                     seed * 10_000 + int(index), options))
-        rows.append(_sheet_row(file_id, name, "Biospecimen", "Slide Image", project, patient["patient_id"], f"{patient['patient_id']}-01Z",
-                               "Primary Tumor"))
+        jobs.append(
+            (str(root / file_id / name), float(patient["proliferation"]), float(patient["immune"]), size, seed * 10_000 + int(index), options)
+        )
+        rows.append(
+            _sheet_row(file_id, name, "Biospecimen", "Slide Image", project, patient["patient_id"], f"{patient['patient_id']}-01Z", "Primary Tumor")
+        )
     pool.run(_slide_job, jobs, "slides")
     return rows
 
 
 def _sheet_row(file_id: str, name: str, category: str, data_type: str, project: str, patient: str, sample: str, kind: str) -> dict[str, str]:
-    return {"file_id": file_id, "file_name": name, "data_category": category, "data_type": data_type, "project_id": project,
-            "case_id": patient, "sample_id": sample, "sample_type": kind}
+    return {
+        "file_id": file_id,
+        "file_name": name,
+        "data_category": category,
+        "data_type": data_type,
+        "project_id": project,
+        "case_id": patient,
+        "sample_id": sample,
+        "sample_type": kind,
+    }
 
 
 def _write_expression(root: Path, samples: pd.DataFrame, panel: Any, seed: int, project_of: Callable[[str], str]) -> list[dict[str, str]]:
@@ -348,8 +405,18 @@ def _write_expression(root: Path, samples: pd.DataFrame, panel: Any, seed: int, 
         file_id = file_uuid("expression", sample)
         name = f"{file_id}.rna_seq.augmented_star_gene_counts.tsv"
         write_star_counts(root / file_id / name, panel, tpm[sample], seed=seed + number)
-        rows.append(_sheet_row(file_id, name, "Transcriptome Profiling", "Gene Expression Quantification", project_of(info["patient"]),
-                               info["patient"], sample, info["sample_type"]))
+        rows.append(
+            _sheet_row(
+                file_id,
+                name,
+                "Transcriptome Profiling",
+                "Gene Expression Quantification",
+                project_of(info["patient"]),
+                info["patient"],
+                sample,
+                info["sample_type"],
+            )
+        )
     return rows
 
 
@@ -397,9 +464,19 @@ def _write_lung_tcga(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd
     samples["adeno"] = np.where(squamous, -1.0, 1.5)
     samples["normal_lung"] = -1.5
     normals = truth[truth["has_normal_sample"]]
-    normal = pd.DataFrame({"proliferation": -1.5, "immune": 0.0, "invasion": -1.0, "squamous": -1.5, "adeno": -0.5, "normal_lung": 1.5,
-                           "patient": normals["patient_id"].to_numpy(), "sample_type": "Solid Tissue Normal"},
-                          index=normals["patient_id"] + "-11A")
+    normal = pd.DataFrame(
+        {
+            "proliferation": -1.5,
+            "immune": 0.0,
+            "invasion": -1.0,
+            "squamous": -1.5,
+            "adeno": -0.5,
+            "normal_lung": 1.5,
+            "patient": normals["patient_id"].to_numpy(),
+            "sample_type": "Solid Tissue Normal",
+        },
+        index=normals["patient_id"] + "-11A",
+    )
     samples = pd.concat([samples, normal])
     panel = gene_panel(size.n_background_genes, seed=seed, extra_factors=_LUNG_MODULES)
     rows += _write_expression(gdc, samples, panel, seed, project_of)
@@ -408,13 +485,21 @@ def _write_lung_tcga(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd
         file_id = file_uuid("methylation", sample)
         name = f"{file_id}.methylation_array.sesame.level3betas.txt"
         write_methylation_betas(gdc / file_id / name, betas[sample])
-        rows.append(_sheet_row(file_id, name, "DNA Methylation", "Methylation Beta Value", project_of(info["patient"]), info["patient"],
-                               sample, info["sample_type"]))
+        rows.append(
+            _sheet_row(
+                file_id, name, "DNA Methylation", "Methylation Beta Value", project_of(info["patient"]), info["patient"], sample, info["sample_type"]
+            )
+        )
     rows += _write_mutations(gdc, truth, seed, project_of)
     clinical = truth.copy()
     for subtype in ("LUAD", "LUSC"):
-        write_gdc_clinical(gdc / f"clinical-{subtype}.tsv", clinical[clinical["subtype"] == subtype], project=f"VIRT-{subtype}",
-                           stage_field="ajcc_pathologic_stage", seed=seed)
+        write_gdc_clinical(
+            gdc / f"clinical-{subtype}.tsv",
+            clinical[clinical["subtype"] == subtype],
+            project=f"VIRT-{subtype}",
+            stage_field="ajcc_pathologic_stage",
+            seed=seed,
+        )
     _concatenate_tables([gdc / "clinical-LUAD.tsv", gdc / "clinical-LUSC.tsv"], gdc / "clinical.tsv")
     write_sample_sheet(root / "gdc_sample_sheet.tsv", pd.DataFrame(rows))
     return truth
@@ -435,8 +520,18 @@ def _write_mutations(gdc: Path, truth: pd.DataFrame, seed: int, project_of: Call
         file_id = file_uuid("maf", tumour)
         name = f"{file_id}.wxs.aliquot_ensemble_masked.maf.gz"
         write_maf(gdc / file_id / name, variants[variants["sample"] == patient], tumour, normal, seed=seed + number)
-        rows.append(_sheet_row(file_id, name, "Simple Nucleotide Variation", "Masked Somatic Mutation", project_of(patient), patient,
-                               f"{patient}-01A, {patient}-10A", "Primary Tumor, Blood Derived Normal"))
+        rows.append(
+            _sheet_row(
+                file_id,
+                name,
+                "Simple Nucleotide Variation",
+                "Masked Somatic Mutation",
+                project_of(patient),
+                patient,
+                f"{patient}-01A, {patient}-10A",
+                "Primary Tumor, Blood Derived Normal",
+            )
+        )
     return rows
 
 
@@ -450,8 +545,12 @@ def _write_cesc(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.Data
     gains = {centre: g for centre, g in zip(sorted(truth["centre"].unique()), (0.8, 1.0, 1.25, 1.5))}
     jobs = []
     for index, patient in truth.iterrows():
-        record = {"patient_id": patient["patient_id"], "proliferation": float(patient["proliferation"]),
-                  "invasion": float(patient["invasion"]), "tumour_seed": seed * 10_000 + int(index)}
+        record = {
+            "patient_id": patient["patient_id"],
+            "proliferation": float(patient["proliferation"]),
+            "invasion": float(patient["invasion"]),
+            "tumour_seed": seed * 10_000 + int(index),
+        }
         jobs.append((str(root / "mri"), str(root / "reports" / f"{patient['patient_id']}.txt"), record, size.mri, gains[patient["centre"]]))
     measured = pool.run(_mri_job, jobs, "MRI and reports")
     return pd.concat([truth, pd.DataFrame(measured, index=truth.index)], axis=1)
@@ -475,9 +574,8 @@ def _write_lung_ct(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.D
     truth["sex"] = np.where(rng.random(len(truth)) < 0.35, "F", "M")
     operated = rng.random(len(truth)) < truth["stage"].map(_SURGERY_BY_STAGE).to_numpy()
     truth["collection"] = np.where(operated, "NSCLC-Surgery", "NSCLC-Radiomics")
-    truth.loc[truth.index[-size.n_rescans:], "collection"] = "RIDER-Lung-CT"  # same-day test-retest scans, no outcomes used
-    truth["treatment"] = truth["collection"].map({"NSCLC-Radiomics": "radiotherapy", "NSCLC-Surgery": "surgery",
-                                                  "RIDER-Lung-CT": "unknown"})
+    truth.loc[truth.index[-size.n_rescans :], "collection"] = "RIDER-Lung-CT"  # same-day test-retest scans, no outcomes used
+    truth["treatment"] = truth["collection"].map({"NSCLC-Radiomics": "radiotherapy", "NSCLC-Surgery": "surgery", "RIDER-Lung-CT": "unknown"})
     truth["patient_id"] = [f"{_CT_ID_PREFIX[c]}-{k + 1:03d}" for c, k in zip(truth["collection"], truth.groupby("collection").cumcount())]
     truth["tumour_seed"] = seed * 10_000 + np.arange(len(truth))
     truth["rescanned"] = truth["collection"].eq("RIDER-Lung-CT")

@@ -64,8 +64,15 @@ DRIVER_GENES: dict[str, tuple[str, float, float]] = {
 }
 _MODULES = {"proliferation": PROLIFERATION_GENES, "immune": IMMUNE_GENES, "invasion": INVASION_GENES}
 _NON_SILENT_MIX = {
-    "Missense_Mutation": 0.62, "Nonsense_Mutation": 0.12, "Frame_Shift_Del": 0.09, "Frame_Shift_Ins": 0.04,
-    "Splice_Site": 0.07, "In_Frame_Del": 0.03, "In_Frame_Ins": 0.01, "Translation_Start_Site": 0.01, "Nonstop_Mutation": 0.01,
+    "Missense_Mutation": 0.62,
+    "Nonsense_Mutation": 0.12,
+    "Frame_Shift_Del": 0.09,
+    "Frame_Shift_Ins": 0.04,
+    "Splice_Site": 0.07,
+    "In_Frame_Del": 0.03,
+    "In_Frame_Ins": 0.01,
+    "Translation_Start_Site": 0.01,
+    "Nonstop_Mutation": 0.01,
 }
 _PASSENGER_CLASSES = ("Silent", "Intron", "3'UTR", "5'UTR", "RNA", "IGR", "3'Flank")
 
@@ -122,8 +129,10 @@ def write_star_counts(path: str | os.PathLike, panel: GenePanel, tpm: pd.Series,
     expected = tpm.to_numpy() * length_kb
     counts = rng.poisson(expected / max(expected.sum(), 1e-9) * library_size)
     fpkm = counts / length_kb / (counts.sum() / 1e6)
-    lines = ["# gene-model: GENCODE v36 (virtual cohort subset)",
-             "gene_id\tgene_name\tgene_type\tunstranded\tstranded_first\tstranded_second\ttpm_unstranded\tfpkm_unstranded\tfpkm_uq_unstranded"]
+    lines = [
+        "# gene-model: GENCODE v36 (virtual cohort subset)",
+        "gene_id\tgene_name\tgene_type\tunstranded\tstranded_first\tstranded_second\ttpm_unstranded\tfpkm_unstranded\tfpkm_uq_unstranded",
+    ]
     for name in ("N_unmapped", "N_multimapping", "N_noFeature", "N_ambiguous"):
         n = int(rng.integers(1_000_000, 3_000_000))
         lines.append(f"{name}\t\t\t{n}\t{n}\t{n}\t\t\t")
@@ -180,17 +189,39 @@ def simulate_mutations(factors: pd.DataFrame, *, seed: int, passengers_per_sampl
 
 
 _MAF_COLUMNS = (
-    "Hugo_Symbol", "Entrez_Gene_Id", "Center", "NCBI_Build", "Chromosome", "Start_Position", "End_Position", "Strand",
-    "Variant_Classification", "Variant_Type", "Reference_Allele", "Tumor_Seq_Allele1", "Tumor_Seq_Allele2", "dbSNP_RS",
-    "Tumor_Sample_Barcode", "Matched_Norm_Sample_Barcode", "Mutation_Status", "HGVSp_Short", "t_depth", "t_alt_count",
+    "Hugo_Symbol",
+    "Entrez_Gene_Id",
+    "Center",
+    "NCBI_Build",
+    "Chromosome",
+    "Start_Position",
+    "End_Position",
+    "Strand",
+    "Variant_Classification",
+    "Variant_Type",
+    "Reference_Allele",
+    "Tumor_Seq_Allele1",
+    "Tumor_Seq_Allele2",
+    "dbSNP_RS",
+    "Tumor_Sample_Barcode",
+    "Matched_Norm_Sample_Barcode",
+    "Mutation_Status",
+    "HGVSp_Short",
+    "t_depth",
+    "t_alt_count",
 )
 
 
 def write_maf(path: str | os.PathLike, variants: pd.DataFrame, tumour_barcode: str, normal_barcode: str, *, seed: int) -> Path:
     """Write one aliquot's masked somatic MAF (gzip, ``#`` header lines), as the GDC serves it."""
     rng = np.random.default_rng(seed)
-    lines = ["#version gdc-1.0.0", "#filedate 20260101", "#annotation.spec gdc-2.0.0-aliquot-merged-masked",
-             "#tumor.aliquot " + tumour_barcode, "\t".join(_MAF_COLUMNS)]
+    lines = [
+        "#version gdc-1.0.0",
+        "#filedate 20260101",
+        "#annotation.spec gdc-2.0.0-aliquot-merged-masked",
+        "#tumor.aliquot " + tumour_barcode,
+        "\t".join(_MAF_COLUMNS),
+    ]
     for _, variant in variants.iterrows():
         position = int(rng.integers(1_000_000, 200_000_000))
         is_deletion = variant["Variant_Classification"] in ("Frame_Shift_Del", "In_Frame_Del")
@@ -198,13 +229,26 @@ def write_maf(path: str | os.PathLike, variants: pd.DataFrame, tumour_barcode: s
         ref, alt = ("C", "-") if is_deletion else ("-", "A") if is_insertion else ("C", "T")
         depth = int(rng.integers(30, 200))
         record = {
-            "Hugo_Symbol": variant["Hugo_Symbol"], "Entrez_Gene_Id": "0", "Center": "VIRT", "NCBI_Build": "GRCh38",
-            "Chromosome": f"chr{int(rng.integers(1, 23))}", "Start_Position": str(position), "End_Position": str(position),
-            "Strand": "+", "Variant_Classification": variant["Variant_Classification"],
-            "Variant_Type": "DEL" if is_deletion else "INS" if is_insertion else "SNP", "Reference_Allele": ref,
-            "Tumor_Seq_Allele1": ref, "Tumor_Seq_Allele2": alt, "dbSNP_RS": "novel", "Tumor_Sample_Barcode": tumour_barcode,
-            "Matched_Norm_Sample_Barcode": normal_barcode, "Mutation_Status": "Somatic", "HGVSp_Short": "",
-            "t_depth": str(depth), "t_alt_count": str(int(depth * rng.uniform(0.1, 0.6))),
+            "Hugo_Symbol": variant["Hugo_Symbol"],
+            "Entrez_Gene_Id": "0",
+            "Center": "VIRT",
+            "NCBI_Build": "GRCh38",
+            "Chromosome": f"chr{int(rng.integers(1, 23))}",
+            "Start_Position": str(position),
+            "End_Position": str(position),
+            "Strand": "+",
+            "Variant_Classification": variant["Variant_Classification"],
+            "Variant_Type": "DEL" if is_deletion else "INS" if is_insertion else "SNP",
+            "Reference_Allele": ref,
+            "Tumor_Seq_Allele1": ref,
+            "Tumor_Seq_Allele2": alt,
+            "dbSNP_RS": "novel",
+            "Tumor_Sample_Barcode": tumour_barcode,
+            "Matched_Norm_Sample_Barcode": normal_barcode,
+            "Mutation_Status": "Somatic",
+            "HGVSp_Short": "",
+            "t_depth": str(depth),
+            "t_alt_count": str(int(depth * rng.uniform(0.1, 0.6))),
         }
         lines.append("\t".join(record[c] for c in _MAF_COLUMNS))
     with atomic_path(path) as partial:

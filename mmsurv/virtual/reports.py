@@ -36,11 +36,14 @@ def mri_report(tumour: PelvicTumour, *, seed: int) -> str:
     rng = np.random.default_rng(seed)
     size_cm = tumour.max_diameter_mm / 10 * rng.normal(1.0, 0.05)  # radiologists measure with some error
     findings = [
-        _pick(rng, [
-            f"There is a {size_cm:.1f} cm mass arising from the cervix.",
-            f"A cervical mass measuring {size_cm:.1f} cm in maximal dimension is identified.",
-            f"Cervical tumour, {size_cm:.1f} cm in greatest diameter.",
-        ]),
+        _pick(
+            rng,
+            [
+                f"There is a {size_cm:.1f} cm mass arising from the cervix.",
+                f"A cervical mass measuring {size_cm:.1f} cm in maximal dimension is identified.",
+                f"Cervical tumour, {size_cm:.1f} cm in greatest diameter.",
+            ],
+        ),
         _pick(rng, ["It is intermediate to high signal on T2-weighted images.", "The lesion is T2 hyperintense relative to stroma."]),
     ]
     if tumour.restriction > 1.2:
@@ -50,13 +53,28 @@ def mri_report(tumour: PelvicTumour, *, seed: int) -> str:
     else:
         findings.append(_pick(rng, ["Only mild diffusion restriction.", "No significant diffusion restriction."]))
     if tumour.parametrial_invasion:
-        findings.append(_pick(rng, ["Disruption of the stromal ring with parametrial invasion.", "Tumour extends into the left parametrium.",
-                                    "Parametrial invasion is present."]))
+        findings.append(
+            _pick(
+                rng,
+                [
+                    "Disruption of the stromal ring with parametrial invasion.",
+                    "Tumour extends into the left parametrium.",
+                    "Parametrial invasion is present.",
+                ],
+            )
+        )
     else:
         findings.append(_pick(rng, ["The hypointense stromal ring is preserved; no parametrial invasion.", "No parametrial extension."]))
     if tumour.nodes:
-        findings.append(_pick(rng, [f"{tumour.nodes} enlarged pelvic lymph node(s), suspicious for metastasis.",
-                                    f"Suspicious pelvic lymphadenopathy ({tumour.nodes} node(s))."]))
+        findings.append(
+            _pick(
+                rng,
+                [
+                    f"{tumour.nodes} enlarged pelvic lymph node(s), suspicious for metastasis.",
+                    f"Suspicious pelvic lymphadenopathy ({tumour.nodes} node(s)).",
+                ],
+            )
+        )
     else:
         findings.append(_pick(rng, ["No pelvic lymphadenopathy.", "Pelvic lymph nodes are not enlarged."]))
     findings.append(_pick(rng, ["Bladder and rectum are unremarkable.", "No hydronephrosis.", "Small amount of free fluid in the pouch of Douglas."]))

@@ -14,8 +14,8 @@ use stays at a few tiles whatever the slide size.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import tifffile
@@ -106,19 +106,24 @@ def write_svs(
     with atomic_path(path) as partial, tifffile.TiffWriter(partial, bigtiff=big) as tif:
         options = dict(dtype=np.uint8, metadata=None, photometric="rgb", compression="jpeg", compressionargs={"level": quality})
         resolution = dict(resolution=(1e4 / mpp, 1e4 / mpp), resolutionunit="CENTIMETER")
-        tif.write(_tiles(region, width, height, mpp, _TILE), shape=(height, width, 3), tile=(_TILE, _TILE),
-                  description=description, **resolution, **options)
+        tif.write(
+            _tiles(region, width, height, mpp, _TILE), shape=(height, width, 3), tile=(_TILE, _TILE), description=description, **resolution, **options
+        )
         scale = max(width, height) / _THUMBNAIL_MAX_PX
         if pyramid:
             thumb_w, thumb_h = max(1, round(width / scale)), max(1, round(height / scale))
             thumbnail = region(0.0, 0.0, thumb_w, thumb_h, mpp * width / thumb_w)
-            tif.write(thumbnail, description=f"Aperio Image Library v12.0.15 \r\n{width}x{height} -> {thumb_w}x{thumb_h} - ",
-                      **options)
+            tif.write(thumbnail, description=f"Aperio Image Library v12.0.15 \r\n{width}x{height} -> {thumb_w}x{thumb_h} - ", **options)
         for level_width, level_height in shapes[1:]:
             level_mpp = mpp * width / level_width
-            tif.write(_tiles(region, level_width, level_height, level_mpp, _TILE), shape=(level_height, level_width, 3),
-                      tile=(_TILE, _TILE), description=f"Aperio Image Library v12.0.15 \r\n{width}x{height} [0,0 {width}x{height}] "
-                      f"({_TILE}x{_TILE}) -> {level_width}x{level_height} JPEG/RGB Q={quality}", **options)
+            tif.write(
+                _tiles(region, level_width, level_height, level_mpp, _TILE),
+                shape=(level_height, level_width, 3),
+                tile=(_TILE, _TILE),
+                description=f"Aperio Image Library v12.0.15 \r\n{width}x{height} [0,0 {width}x{height}] "
+                f"({_TILE}x{_TILE}) -> {level_width}x{level_height} JPEG/RGB Q={quality}",
+                **options,
+            )
     return path
 
 
@@ -149,8 +154,14 @@ def repeating_tissue(recipe: TissueRecipe, *, bank_size: int = 16, tile_px: int 
             rng = np.random.default_rng(recipe.seed)
             centre_x, centre_y = recipe.width_um / 2, recipe.height_um / 2
             banks[mpp] = [
-                render_tissue(recipe, centre_x + rng.uniform(-1, 1) * 0.2 * recipe.width_um,
-                              centre_y + rng.uniform(-1, 1) * 0.2 * recipe.height_um, tile_px, tile_px, mpp).astype(np.float32)
+                render_tissue(
+                    recipe,
+                    centre_x + rng.uniform(-1, 1) * 0.2 * recipe.width_um,
+                    centre_y + rng.uniform(-1, 1) * 0.2 * recipe.height_um,
+                    tile_px,
+                    tile_px,
+                    mpp,
+                ).astype(np.float32)
                 for _ in range(bank_size)
             ]
         return banks[mpp]

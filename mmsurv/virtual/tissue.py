@@ -174,9 +174,7 @@ def _value_noise(x_um: np.ndarray, y_um: np.ndarray, scale_um: float, salt: int)
     return top * (1 - ty) + bottom * ty
 
 
-def _nuclei_alpha(
-    x_um: np.ndarray, y_um: np.ndarray, mpp: float, cell_um: float, density: float, radius_um: float, salt: int
-) -> np.ndarray:
+def _nuclei_alpha(x_um: np.ndarray, y_um: np.ndarray, mpp: float, cell_um: float, density: float, radius_um: float, salt: int) -> np.ndarray:
     """Opacity of nuclei placed on a jittered lattice (one candidate nucleus per cell)."""
     ux, sx, fx = _lattice(x_um, cell_um)
     uy, sy, fy = _lattice(y_um, cell_um)

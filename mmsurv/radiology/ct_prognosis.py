@@ -23,15 +23,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..endpoints import DAYS_PER_YEAR, event_within
+from ..models.cnn3d import CT3DCNN
+from ..splits import patient_split
+from ..training import TrainingHistory, predict, train_model
 from .cube_data import CubeDataset
-from .endpoints import event_within
-from .models.cnn3d import CT3DCNN
-from .simulate import DAYS_PER_YEAR
-from .splits import patient_split
-from .training import TrainingHistory, predict, train_model
 
-__all__ = ["ct_patient_table", "centre_split", "fit_cube_classifier", "death_probability", "deep_features", "transfer_to",
-           "fit_clinical_forest"]
+__all__ = ["ct_patient_table", "centre_split", "fit_cube_classifier", "death_probability", "deep_features", "transfer_to", "fit_clinical_forest"]
 
 
 def ct_patient_table(scans: pd.DataFrame, clinical: pd.DataFrame, *, collection: str, horizon_years: float = 2.0) -> pd.DataFrame:
@@ -40,7 +38,7 @@ def ct_patient_table(scans: pd.DataFrame, clinical: pd.DataFrame, *, collection:
     Parameters
     ----------
     scans : DataFrame
-        :func:`mmsurv.ct_cubes.index_ct_scans` (all collections; row positions index the cubes).
+        :func:`mmsurv.radiology.ct_cubes.index_ct_scans` (all collections; row positions index the cubes).
     clinical : DataFrame
         :func:`mmsurv.io.tcia.read_nsclc_radiomics_clinical` (``patient``, ``os_time``, ``os_event``...).
     collection : str
@@ -205,9 +203,10 @@ def fit_clinical_forest(
     from sklearn.preprocessing import OneHotEncoder
 
     columns = ColumnTransformer(
-        [("numeric", SimpleImputer(strategy="median"), list(numeric)),
-         ("categorical", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
-          list(categorical))]
+        [
+            ("numeric", SimpleImputer(strategy="median"), list(numeric)),
+            ("categorical", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")), list(categorical)),
+        ]
     )
     forest = RandomForestClassifier(n_estimators=n_trees, min_samples_leaf=5, random_state=seed, n_jobs=1)
     pipeline = make_pipeline(columns, forest)

@@ -9,7 +9,7 @@
 Both explain the score ``logit(target) - logit(other class)`` of one cube - by default the
 evidence for "dead within 2 years"; use ``target=0`` to explain a confident "alive" - and
 return a map the size of the model's input, scaled to [0, 1], to overlay with
-:mod:`mmsurv.volume_views`.
+:mod:`mmsurv.radiology.volume_views`.
 """
 
 from __future__ import annotations
@@ -80,8 +80,9 @@ def grad_cam_3d(model: nn.Module, cube: np.ndarray, layer: nn.Module, *, target:
     return _unit(cam[0, 0].detach().cpu().numpy())
 
 
-def gradient_saliency(model: nn.Module, cube: np.ndarray, *, target: int = 1, n_samples: int = 8, noise: float = 0.01, seed: int = 0,
-                      device: str = "cpu") -> np.ndarray:
+def gradient_saliency(
+    model: nn.Module, cube: np.ndarray, *, target: int = 1, n_samples: int = 8, noise: float = 0.01, seed: int = 0, device: str = "cpu"
+) -> np.ndarray:
     """SmoothGrad saliency of one class's score: mean absolute input gradient over noisy copies.
 
     Parameters

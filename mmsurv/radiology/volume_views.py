@@ -91,8 +91,9 @@ def volume_viewer(volume: np.ndarray, *, mask: np.ndarray | None = None, overlay
     centre = _centre(mask, volume.shape)
     view = widgets.ToggleButtons(options=list(VIEWS), value="axial", description="view")
     index = widgets.IntSlider(value=centre[0], min=0, max=volume.shape[0] - 1, description="slice", continuous_update=False)
-    opacity = widgets.FloatSlider(value=0.35 if overlay is not None else 0.0, min=0, max=1, step=0.05, description="overlay",
-                                  disabled=overlay is None, continuous_update=False)
+    opacity = widgets.FloatSlider(
+        value=0.35 if overlay is not None else 0.0, min=0, max=1, step=0.05, description="overlay", disabled=overlay is None, continuous_update=False
+    )
     output = widgets.Output()
 
     def redraw(*_):

@@ -51,7 +51,7 @@ class CubeDataset(Dataset):
     Parameters
     ----------
     cubes : float32 array, shape (n, s, s, s)
-        E.g. :attr:`mmsurv.ct_cubes.TumourCubes.cubes`.
+        E.g. :attr:`mmsurv.radiology.ct_cubes.TumourCubes.cubes`.
     targets : array, shape (n,)
         Class labels (0/1); use ``-1`` or anything for unlabelled data that is only predicted.
     side : int
@@ -87,5 +87,4 @@ class CubeDataset(Dataset):
             cube = augment_cube(self.cubes[index], self.side, rng)
         else:
             cube = centre_crop(self.cubes[index], self.side)
-        return {"image": torch.from_numpy(np.ascontiguousarray(cube, dtype=np.float32))[None],
-                "target": int(self.targets[index]), "index": index}
+        return {"image": torch.from_numpy(np.ascontiguousarray(cube, dtype=np.float32))[None], "target": int(self.targets[index]), "index": index}

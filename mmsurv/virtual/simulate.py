@@ -28,11 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .endpoints import event_within
+from ..endpoints import DAYS_PER_YEAR, event_within
 
-__all__ = ["PLANTED_LOG_HAZARD", "DAYS_PER_YEAR", "VirtualCohort", "simulate_cohort", "patient_code"]
-
-DAYS_PER_YEAR = 365.25
+__all__ = ["PLANTED_LOG_HAZARD", "VirtualCohort", "simulate_cohort", "patient_code"]
 
 #: Planted log-hazard ratios of death (per standard deviation of each trait; age per decade).
 PLANTED_LOG_HAZARD: dict[str, float] = {

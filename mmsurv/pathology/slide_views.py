@@ -8,13 +8,14 @@ notebooks (ipywidgets is imported only when the browser is built).
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .io.slides import TileGrid, open_slide, plot_tile_grid
-from .io.tiles import TileDataset
+from ..io.slides import TileGrid, open_slide, plot_tile_grid
+from ..io.tiles import TileDataset
 
 __all__ = ["plot_tile_gallery", "slide_browser", "tile_values_by_slide"]
 

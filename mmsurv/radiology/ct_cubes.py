@@ -9,7 +9,7 @@ The preprocessing of Hosny et al. (2018)'s released code, step by step:
 4. scale intensities as ``(HU + 1024) / 4095``.
 
 The cube is cut ``margin_mm`` larger on every side, so training can shift it by a few
-millimetres (:mod:`mmsurv.cube_data`) and evaluation takes the centre.
+millimetres (:mod:`mmsurv.radiology.cube_data`) and evaluation takes the centre.
 
 Extraction reads a whole DICOM series per scan, so each cube is cached as ``.npz`` (written
 atomically); a second run, or a run that was interrupted, reads what is already there.
@@ -30,10 +30,10 @@ from scipy.spatial import ConvexHull
 from scipy.spatial.distance import pdist
 from tqdm.auto import tqdm
 
-from .atomic import atomic_path
-from .io.dicom import find_rtstruct, index_dicom_folder, read_dicom_series, rtstruct_mask
-from .io.errors import DataFormatError, DataWarning
-from .io.volumes import Volume, crop_cube, mask_centroid_mm, resample_to_spacing, scale_hu
+from ..atomic import atomic_path
+from ..io.dicom import find_rtstruct, index_dicom_folder, read_dicom_series, rtstruct_mask
+from ..io.errors import DataFormatError, DataWarning
+from ..io.volumes import Volume, crop_cube, mask_centroid_mm, resample_to_spacing, scale_hu
 
 __all__ = ["CubeSettings", "TumourCubes", "index_ct_scans", "tumour_cube", "extract_tumour_cubes", "max_diameter_mm"]
 
@@ -112,8 +112,16 @@ def index_ct_scans(root: str | os.PathLike) -> pd.DataFrame:
             raise DataFormatError(path, f"its contours belong to CT series {row['referenced_series_uid']}, which is not under {root}")
         same_collection = [copy for copy in copies if copy["collection"] == row["collection"]]
         scan = (same_collection or copies)[0]
-        rows.append({"collection": row["collection"], "patient_id": row["patient_id"], "ct_folder": str(scan["folder"]),
-                     "rtstruct": str(path), "ct_series_uid": row["referenced_series_uid"], "study": Path(scan["folder"]).parent.name})
+        rows.append(
+            {
+                "collection": row["collection"],
+                "patient_id": row["patient_id"],
+                "ct_folder": str(scan["folder"]),
+                "rtstruct": str(path),
+                "ct_series_uid": row["referenced_series_uid"],
+                "study": Path(scan["folder"]).parent.name,
+            }
+        )
     uncontoured = set(ct) - {r["ct_series_uid"] for r in rows}
     if uncontoured:
         warnings.warn(f"{len(uncontoured)} CT series under {root} have no RTSTRUCT and are left out", stacklevel=2)
@@ -137,12 +145,17 @@ def _ct_copies(ct: pd.DataFrame) -> dict[str, list[pd.Series]]:
     for uid, rows in repeated.items():
         if len({int(r["n_files"]) for r in rows}) > 1:
             listing = "; ".join(f"{r['folder']} ({r['n_files']} files)" for r in rows)
-            raise DataFormatError(rows[0]["folder"], f"CT series {uid} is also in other folders with another number of files "
-                                                     f"({listing}): one copy is incomplete")
+            raise DataFormatError(
+                rows[0]["folder"], f"CT series {uid} is also in other folders with another number of files ({listing}): one copy is incomplete"
+            )
     if repeated:
         uid, rows = next(iter(repeated.items()))
-        warnings.warn(f"{len(repeated)} CT series are in more than one folder (e.g. {uid} in {', '.join(str(r['folder']) for r in rows)}): "
-                      "each RTSTRUCT is matched to the copy in its own collection, else the first", DataWarning, stacklevel=3)
+        warnings.warn(
+            f"{len(repeated)} CT series are in more than one folder (e.g. {uid} in {', '.join(str(r['folder']) for r in rows)}): "
+            "each RTSTRUCT is matched to the copy in its own collection, else the first",
+            DataWarning,
+            stacklevel=3,
+        )
     return copies
 
 
@@ -193,8 +206,13 @@ def tumour_cube(
         raise DataFormatError(rtstruct, f"ROI {settings.roi!r} covers no voxel of the CT series in {ct_folder}")
     centre = mask_centroid_mm(mask)
     voxel_ml = float(np.prod(mask.spacing)) / 1000
-    info = {"volume_ml": float(mask.array.astype(bool).sum() * voxel_ml), "max_diameter_mm": max_diameter_mm(mask),
-            "centre_x_mm": float(centre[0]), "centre_y_mm": float(centre[1]), "centre_z_mm": float(centre[2])}
+    info = {
+        "volume_ml": float(mask.array.astype(bool).sum() * voxel_ml),
+        "max_diameter_mm": max_diameter_mm(mask),
+        "centre_x_mm": float(centre[0]),
+        "centre_y_mm": float(centre[1]),
+        "centre_z_mm": float(centre[2]),
+    }
     side_mm = settings.stored_voxels * settings.spacing_mm
     ct_box, mask_box = _native_box(ct, centre, side_mm / 2), _native_box(mask, centre, side_mm / 2)
     iso = resample_to_spacing(ct_box, settings.spacing_mm, order=1)
@@ -225,7 +243,7 @@ class TumourCubes:
     def __len__(self) -> int:
         return len(self.scans)
 
-    def subset(self, rows: np.ndarray | pd.Series) -> "TumourCubes":
+    def subset(self, rows: np.ndarray | pd.Series) -> TumourCubes:
         """The rows selected by a boolean mask or integer positions."""
         positions = np.flatnonzero(np.asarray(rows)) if np.asarray(rows).dtype == bool else np.asarray(rows)
         return TumourCubes(self.scans.iloc[positions].reset_index(drop=True), self.cubes[positions], self.masks[positions], self.settings)
@@ -280,8 +298,11 @@ def extract_tumour_cubes(
     cache_dir.mkdir(parents=True, exist_ok=True)
     scans = scans.reset_index(drop=True)
     files = [_cache_file(cache_dir, row, settings) for _, row in scans.iterrows()]
-    todo = [(str(row["ct_folder"]), str(row["rtstruct"]), settings, str(target))
-            for (_, row), target in zip(scans.iterrows(), files) if not target.is_file()]
+    todo = [
+        (str(row["ct_folder"]), str(row["rtstruct"]), settings, str(target))
+        for (_, row), target in zip(scans.iterrows(), files)
+        if not target.is_file()
+    ]
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     bar = tqdm(total=len(todo), desc="tumour cubes", leave=False, disable=not progress or not todo)
     try:

@@ -1,0 +1,131 @@
+"""A tile CNN that regresses patient-level targets from slide tiles: targets per tile, training, prediction.
+
+Each tile inherits its patient's targets (e.g. an RNA proliferation score); the network learns
+them from pixels, and its tile predictions are summarised per slide
+(:func:`mmsurv.pathology.tiling.aggregate_tiles`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from ..io.tiles import TileDataset
+from ..training import TrainingHistory, predict
+
+__all__ = ["tile_targets", "fit_tile_regressor", "predict_tiles"]
+
+
+def tile_targets(tiles: pd.DataFrame, patient_targets: pd.DataFrame, *, reference: pd.Index) -> np.ndarray:
+    """Each tile gets its patient's targets, standardised with the mean and SD of ``reference`` patients.
+
+    Parameters
+    ----------
+    tiles : DataFrame
+        Needs a ``patient_id`` column.
+    patient_targets : DataFrame
+        Indexed by patient id, one column per target.
+    reference : Index
+        The training patients: standardising with their statistics only keeps the test
+        patients' labels out of training.
+
+    Returns
+    -------
+    ndarray, shape (n_tiles, n_targets), float32
+    """
+    reference_values = patient_targets.loc[reference]
+    standardised = (patient_targets - reference_values.mean()) / reference_values.std()
+    values = standardised.reindex(tiles["patient_id"]).to_numpy(dtype=np.float32)
+    if np.isnan(values).any():
+        missing = tiles.loc[np.isnan(values).any(axis=1), "patient_id"].unique()[:5]
+        raise ValueError(f"tiles of patients without targets: {list(missing)}")
+    return values
+
+
+def fit_tile_regressor(
+    dataset: TileDataset,
+    tiles: pd.DataFrame,
+    targets: np.ndarray,
+    *,
+    backbone: str = "resnet18",
+    pretrained: bool = True,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    epochs: int = 10,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    patience: int = 3,
+    num_workers: int = 0,
+    device: str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[torch.nn.Module, TrainingHistory]:
+    """Train a :class:`~mmsurv.models.TileRegressor` on the ``train`` tiles, early-stopped on ``validation``.
+
+    Parameters
+    ----------
+    dataset : TileDataset
+        All tiles (``tiles`` describes them row by row); its images may be preloaded.
+    tiles : DataFrame
+        Needs a ``split`` column (``train``, ``validation``, ...).
+    targets : ndarray, shape (n_tiles, n_targets)
+        E.g. from :func:`tile_targets`.
+    augment : callable, optional
+        Applied to training tiles only.
+    seed : int
+        Seeds the weights, the order of batches and dropout: the same arguments train the same model.
+
+    Returns
+    -------
+    (model, history)
+        ``history.samples`` holds the row positions (in ``tiles``) of the tiles that trained the
+        model (``"train"``) and of those that stopped it early (``"validation"``).
+    """
+    from torch.utils.data import Subset
+
+    from ..environment import seeded_torch
+    from ..models import TileRegressor
+    from ..training import train_model
+
+    labelled = dataset.relabelled(targets, uint8=True)
+    augmented = dataset.relabelled(targets, transform=augment, uint8=True)
+    train_rows = np.flatnonzero(tiles["split"].to_numpy() == "train")
+    validation_rows = np.flatnonzero(tiles["split"].to_numpy() == "validation")
+    generator = torch.Generator().manual_seed(seed)
+    train_loader = DataLoader(
+        Subset(augmented, train_rows),
+        batch_size=batch_size,
+        shuffle=True,
+        generator=generator,
+        num_workers=num_workers,
+        pin_memory=str(device).startswith("cuda"),
+    )
+    validation_loader = DataLoader(Subset(labelled, validation_rows), batch_size=2 * batch_size, num_workers=num_workers)
+    with seeded_torch(seed):
+        model = TileRegressor(backbone, n_outputs=targets.shape[1], pretrained=pretrained)
+    validating = len(validation_rows) > 0
+    history = train_model(
+        model,
+        train_loader,
+        validation_loader if validating else None,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        patience=patience,
+        device=device,
+        seed=seed,
+        progress=progress,
+        sample_ids={"train": train_rows, **({"validation": validation_rows} if validating else {})},
+    )
+    return model, history
+
+
+def predict_tiles(
+    model: torch.nn.Module, dataset: TileDataset, *, batch_size: int = 128, num_workers: int = 0, device: str = "cpu", progress: bool = True
+) -> np.ndarray:
+    """The model's output for every tile of ``dataset``, in dataset order."""
+    plain = dataset.relabelled(uint8=True)
+    values, order = predict(model, DataLoader(plain, batch_size=batch_size, num_workers=num_workers), device=device, progress=progress)
+    return values[np.argsort(order)]
