@@ -101,6 +101,11 @@ def read_maf(path: str | os.PathLike) -> pd.DataFrame:
     return table
 
 
+def _maf_source(table: pd.DataFrame) -> str:
+    """The file a MAF table was read from (``attrs["source"]``, set by :func:`read_maf`), for error messages."""
+    return table.attrs.get("source", "<MAF table without a source file>")
+
+
 def _maf_patients(table: pd.DataFrame) -> list[str]:
     """The patient of each row's tumour barcode; a DataFormatError naming the MAF (``attrs["source"]``) if one is not a TCGA barcode."""
     patients, bad = [], []
@@ -112,7 +117,7 @@ def _maf_patients(table: pd.DataFrame) -> list[str]:
     if bad:
         rows = ", ".join(f"table row {row + 1}: {barcode!r}" for row, barcode in bad[:3])
         raise DataFormatError(
-            table.attrs.get("source", "<MAF table without a source file>"),
+            _maf_source(table),
             f"{len(bad)} Tumor_Sample_Barcode value(s) are not TCGA barcodes ({rows}); expected e.g. 'TCGA-A7-A0CE-01A-11D-A00Z-09'",
         )
     return patients
@@ -163,7 +168,7 @@ def mutation_matrix(
             strangers = sorted(set(frame["patient"]) - known)
             if strangers:
                 raise DataFormatError(
-                    frame.attrs.get("source", "<MAF table without a source file>"),
+                    _maf_source(frame),
                     f"has {len(strangers)} patient(s) not in `patients`: {strangers[:5]}; pass unknown='drop' to ignore them",
                 )
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*MAF_REQUIRED, "patient"])
