@@ -1,9 +1,12 @@
 """One training loop for every notebook: device, mixed precision, early stopping, progress bars.
 
 Batches are dicts, as :class:`mmsurv.io.tiles.TileDataset` yields them: ``image`` (the model
-input), ``target`` and ``index``. The loop
+input), ``target`` and ``index``. A batch may carry ``inputs`` instead of ``image``: a dict of
+tensors (one per modality and a modality ``mask``, as :class:`mmsurv.fusion.MultimodalDataset`
+yields them), which the model receives whole. The loop
 
-* moves batches to the device (``non_blocking`` from pinned memory on CUDA),
+* moves batches to the device (``non_blocking`` from pinned memory on CUDA), tensors nested
+  one level in a dict included,
 * uses mixed precision on CUDA only (bfloat16 where the GPU supports it, else float16 with a
   gradient scaler) - never on CPU, where bfloat16 crashes oneDNN on some processors,
 * uses the channels-last memory layout for image batches (faster convolutions on CPU and GPU),
@@ -86,7 +89,9 @@ def autocast_for(device: str) -> Any:
 def _to_device(batch: dict[str, Any], device: str) -> dict[str, Any]:
     moved = {}
     for key, value in batch.items():
-        if isinstance(value, torch.Tensor):
+        if isinstance(value, dict):  # e.g. a multimodal batch's "inputs": one tensor per modality
+            value = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in value.items()}
+        elif isinstance(value, torch.Tensor):
             value = value.to(device, non_blocking=True)
             if key == "image" and value.ndim == 4:
                 value = value.contiguous(memory_format=torch.channels_last)
@@ -96,10 +101,17 @@ def _to_device(batch: dict[str, Any], device: str) -> dict[str, Any]:
     return moved
 
 
+def _model_input(batch: dict[str, Any]) -> Any:
+    """What the model is called on: ``batch["inputs"]`` (a dict of tensors) when present, else ``batch["image"]``."""
+    return batch["inputs"] if "inputs" in batch else batch["image"]
+
+
 def _target(batch: dict[str, Any], prediction: torch.Tensor) -> torch.Tensor:
     target = batch["target"]
     if prediction.ndim == 2 and prediction.shape[1] > 1 and target.numel() == len(prediction):
         return target.long().reshape(-1)  # class indices for a classifier's logits (cross-entropy)
+    if target.numel() != prediction.numel():
+        return target.to(prediction.dtype)  # e.g. Cox targets (n, 2) = [time, event] for log-hazards (n, 1)
     return target.to(prediction.dtype).reshape(prediction.shape)
 
 
@@ -109,7 +121,7 @@ def _epoch_loss(model: nn.Module, loader: DataLoader, loss_fn: Callable, device:
     with torch.no_grad(), autocast_for(device):
         for batch in loader:
             batch = _to_device(batch, device)
-            prediction = model(batch["image"]).float()
+            prediction = model(_model_input(batch)).float()
             total += float(loss_fn(prediction, _target(batch, prediction))) * len(prediction)
             count += len(prediction)
     return total / max(count, 1)
@@ -136,8 +148,10 @@ def train_model(
     Parameters
     ----------
     model : nn.Module
-        ``model(batch["image"])`` returns predictions shaped like ``batch["target"]``, or class
-        logits (batch, n_classes) when the targets are class indices.
+        ``model(batch["image"])`` (or ``model(batch["inputs"])`` when the batch has ``inputs``)
+        returns predictions shaped like ``batch["target"]``, or class logits (batch, n_classes)
+        when the targets are class indices. A target with another number of elements than the
+        prediction (Cox targets (batch, 2) for log-hazards (batch, 1)) reaches ``loss_fn`` as it is.
     train_loader, validation_loader : DataLoader
         Yield dict batches. Without a validation loader every epoch runs and the last is kept.
     loss_fn : callable, default mean squared error
@@ -214,7 +228,7 @@ def _train(
             batch = _to_device(batch, device)
             optimiser.zero_grad(set_to_none=True)
             with autocast_for(device):
-                prediction = model(batch["image"]).float()
+                prediction = model(_model_input(batch)).float()
                 loss = loss_fn(prediction, _target(batch, prediction))
             scaler.scale(loss).backward()
             scaler.step(optimiser)
@@ -251,7 +265,8 @@ def predict(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run ``model`` over a loader; returns (outputs as float32 array, dataset indices).
 
-    ``model`` may be any callable on image batches, e.g. ``regressor.embed`` for embeddings.
+    ``model`` may be any callable on image batches (or on ``batch["inputs"]`` where batches carry
+    it), e.g. ``regressor.embed`` for embeddings.
     """
     if isinstance(model, nn.Module):
         model.to(device).eval()
@@ -261,7 +276,7 @@ def predict(
     with torch.no_grad(), autocast_for(device):
         for batch in tqdm(loader, desc=description, leave=False, disable=not progress):
             moved = _to_device(batch, device)
-            outputs.append(model(moved["image"]).float().cpu().numpy())
+            outputs.append(model(_model_input(moved)).float().cpu().numpy())
             indices.append(np.asarray(batch["index"]))
     if not outputs:
         return np.empty((0,)), np.empty((0,), dtype=int)

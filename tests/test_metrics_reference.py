@@ -158,3 +158,67 @@ def test_delong_detects_a_better_score():
     strong, weak = y + 0.5 * rng.normal(size=400), y + 3 * rng.normal(size=400)
     result = metrics.delong_test(y, strong, weak)
     assert result.difference > 0 and result.p_value < 0.001 and result.ci_low > 0
+
+
+def _gbsg2_three_class():
+    """GBSG2 tumour grade (3 real classes) scored by a fixed random softmax of three covariates."""
+    from sksurv.datasets import load_gbsg2
+
+    x, _ = load_gbsg2()
+    grade = x["tgrade"].cat.codes.to_numpy()
+    features = np.column_stack([x["tsize"], x["pnodes"], x["age"]]).astype(float)
+    logits = features @ np.random.default_rng(0).normal(size=(3, 3)) / 20
+    return grade, np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+
+def test_multiclass_report_matches_sklearn_and_brackets_the_estimates():
+    grade, proba = _gbsg2_three_class()
+    report = metrics.multiclass_report(grade, proba, class_names=["I", "II", "III"], n_resamples=200)
+    assert list(report.index) == ["I", "II", "III", "macro"]
+    assert list(report.columns) == ["auc", "auc_low", "auc_high", "ap", "ap_low", "ap_high", "n_positive"]
+    for k, name in enumerate(["I", "II", "III"]):
+        assert report.loc[name, "auc"] == pytest.approx(roc_auc_score(grade == k, proba[:, k]), abs=TOL)
+        assert report.loc[name, "ap"] == pytest.approx(average_precision_score(grade == k, proba[:, k]), abs=TOL)
+        assert report.loc[name, "n_positive"] == (grade == k).sum()
+    assert report.loc["macro", "auc"] == pytest.approx(roc_auc_score(grade, proba, multi_class="ovr"), abs=TOL)
+    expected_ap = np.mean([average_precision_score(grade == k, proba[:, k]) for k in range(3)])
+    assert report.loc["macro", "ap"] == pytest.approx(expected_ap, abs=TOL)
+    assert report.loc["macro", "n_positive"] == len(grade)
+    assert (report["auc_low"] <= report["auc"]).all() and (report["auc"] <= report["auc_high"]).all()
+    assert (report["ap_low"] <= report["ap"]).all() and (report["ap"] <= report["ap_high"]).all()
+
+
+def test_multiclass_report_resamples_whole_patients():
+    # three identical tiles per patient: resampling patients reproduces the per-patient bootstrap
+    # exactly (AUC and AP do not change when every row is repeated), resampling tiles is too narrow
+    grade, proba = _gbsg2_three_class()
+    names = ["I", "II", "III"]
+    per_patient = metrics.multiclass_report(grade, proba, class_names=names, n_resamples=200, seed=3)
+    tiles_grade, tiles_proba, patient = np.repeat(grade, 3), np.repeat(proba, 3, axis=0), np.repeat(np.arange(len(grade)), 3)
+    grouped = metrics.multiclass_report(tiles_grade, tiles_proba, class_names=names, groups=patient, n_resamples=200, seed=3)
+    ungrouped = metrics.multiclass_report(tiles_grade, tiles_proba, class_names=names, n_resamples=200, seed=3)
+    columns = ["auc", "auc_low", "auc_high", "ap", "ap_low", "ap_high"]
+    np.testing.assert_allclose(grouped[columns], per_patient[columns], atol=TOL)
+    assert (ungrouped["auc_high"] - ungrouped["auc_low"] < grouped["auc_high"] - grouped["auc_low"]).all()
+
+
+def test_multiclass_report_skips_resamples_missing_a_class_and_checks_names():
+    rng = np.random.default_rng(1)
+    y = np.r_[np.zeros(40, int), np.ones(40, int), np.full(2, 2)]  # class 2: two samples, absent from ~13% of resamples
+    proba = rng.dirichlet(np.ones(3), size=len(y))
+    report = metrics.multiclass_report(y, proba, class_names=["LUAD", "LUSC", "normal"], n_resamples=100)
+    assert report[["auc_low", "auc_high", "ap_low", "ap_high"]].notna().all().all()
+    with pytest.raises(ValueError, match="class_names"):
+        metrics.multiclass_report(y, proba, class_names=["LUAD", "LUSC"])
+
+
+def test_confusion_counts_matches_sklearn():
+    from sklearn.metrics import confusion_matrix
+
+    grade, proba = _gbsg2_three_class()
+    predicted = proba.argmax(axis=1)
+    np.testing.assert_array_equal(metrics.confusion_counts(grade, predicted, 3), confusion_matrix(grade, predicted, labels=[0, 1, 2]))
+    # a class never predicted (or never present) keeps its row and column
+    np.testing.assert_array_equal(metrics.confusion_counts([0, 0, 1], [0, 1, 1], 4), confusion_matrix([0, 0, 1], [0, 1, 1], labels=[0, 1, 2, 3]))
+    with pytest.raises(ValueError, match="class indices"):
+        metrics.confusion_counts([0, 3], [0, 1], 3)

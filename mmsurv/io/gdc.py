@@ -314,7 +314,8 @@ def read_gdc_clinical(path: str | os.PathLike) -> pd.DataFrame:
     DataFrame
         ``patient`` (the case's submitter id, a TCGA patient barcode), ``case_id``,
         ``project``, ``vital_status``, ``os_time`` (days), ``os_event`` (1.0 death, 0.0
-        censored; both NaN when unknown), and ``age``, ``gender``, ``stage`` where present.
+        censored; both NaN when unknown), and ``age``, ``gender``, ``stage``, ``figo_stage``,
+        ``smoking_status`` and ``pack_years`` (the exposure fields) where present.
 
     Raises
     ------
@@ -344,8 +345,16 @@ def read_gdc_clinical(path: str | os.PathLike) -> pd.DataFrame:
             "days_to_last_follow_up": _column(raw, "days_to_last_follow_up", path, numeric=True),
         }
     )
-    for field, name in (("age_at_index", "age"), ("gender", "gender"), ("ajcc_pathologic_stage", "stage"), ("figo_stage", "figo_stage")):
-        values = _column(raw, field, path, required=False, numeric=name == "age")
+    optional = (
+        ("age_at_index", "age"),
+        ("gender", "gender"),
+        ("ajcc_pathologic_stage", "stage"),
+        ("figo_stage", "figo_stage"),
+        ("tobacco_smoking_status", "smoking_status"),
+        ("pack_years_smoked", "pack_years"),
+    )
+    for field, name in optional:
+        values = _column(raw, field, path, required=False, numeric=name in ("age", "pack_years"))
         if values is not None:
             table[name] = values
     cases = table.groupby("patient", sort=False).agg(
@@ -355,7 +364,7 @@ def read_gdc_clinical(path: str | os.PathLike) -> pd.DataFrame:
             "vital_status": "first",
             "days_to_death": "max",
             "days_to_last_follow_up": "max",
-            **{c: "first" for c in ("age", "gender", "stage", "figo_stage") if c in table},
+            **{c: "first" for c in ("age", "gender", "stage", "figo_stage", "smoking_status", "pack_years") if c in table},
         }
     )
     status = cases["vital_status"].str.strip().str.lower()

@@ -1,4 +1,4 @@
-"""Binary and multiclass discrimination: ROC AUC, average precision, and DeLong's test.
+"""Binary and multiclass discrimination: ROC AUC, average precision, DeLong's test, a per-class report.
 
 Definitions follow scikit-learn (``roc_auc_score``, ``average_precision_score``) so the
 numbers match; the DeLong variance uses the fast algorithm of Sun & Xu (2014).
@@ -6,12 +6,15 @@ numbers match; the DeLong variance uses the fast algorithm of Sun & Xu (2014).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from ..validation import check_binary_labels, check_same_length, check_scores
+from .bootstrap import bootstrap_ci
 
 __all__ = [
     "roc_auc",
@@ -20,6 +23,8 @@ __all__ = [
     "multiclass_average_precision",
     "DeLongResult",
     "delong_test",
+    "multiclass_report",
+    "confusion_counts",
 ]
 
 
@@ -210,3 +215,123 @@ def delong_test(y_true: np.ndarray, score_a: np.ndarray, score_b: np.ndarray, *,
         ci_a=(float(aucs[0] - z_crit * sd[0]), float(aucs[0] + z_crit * sd[0])),
         ci_b=(float(aucs[1] - z_crit * sd[1]), float(aucs[1] + z_crit * sd[1])),
     )
+
+
+def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Confusion matrix of counts: rows are true classes, columns predicted classes.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of int, shape (n,)
+        Class indices 0..n_classes-1 (``y_pred`` is usually ``y_proba.argmax(axis=1)``).
+    n_classes : int
+        K; classes that never occur still get a row and a column.
+
+    Returns
+    -------
+    ndarray of int, shape (K, K)
+        ``counts[i, j]`` is the number of samples of class i predicted as class j, as
+        scikit-learn ``confusion_matrix(y_true, y_pred, labels=range(K))``. The diagonal
+        holds the correct predictions; each row sums to the class size.
+    """
+    if int(n_classes) != n_classes or n_classes < 1:
+        raise ValueError(f"n_classes must be a positive integer, got {n_classes}")
+    n_classes = int(n_classes)
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.ndim != 1 or y_pred.ndim != 1:
+        raise ValueError(f"y_true and y_pred must be one-dimensional, got shapes {y_true.shape} and {y_pred.shape}")
+    check_same_length(y_true=y_true, y_pred=y_pred)
+    for name, labels in (("y_true", y_true), ("y_pred", y_pred)):
+        if not np.isin(labels, np.arange(n_classes)).all():
+            raise ValueError(f"{name} must hold class indices 0..{n_classes - 1}")
+    flat = y_true.astype(int) * n_classes + y_pred.astype(int)
+    return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def _macro_auc(y_true: np.ndarray, y_proba: np.ndarray) -> float:
+    return multiclass_roc_auc(y_true, y_proba)[1]
+
+
+def _macro_ap(y_true: np.ndarray, y_proba: np.ndarray) -> float:
+    return multiclass_average_precision(y_true, y_proba)[1]
+
+
+def multiclass_report(
+    y_true: np.ndarray,
+    y_proba: np.ndarray,
+    *,
+    class_names: Sequence[str],
+    groups: np.ndarray | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """One-vs-rest ROC AUC and average precision of each class, with bootstrap intervals.
+
+    Parameters
+    ----------
+    y_true : array-like of int, shape (n,)
+        Class index 0..K-1 of each sample.
+    y_proba : array-like, shape (n, K)
+        Predicted class probabilities; column k scores class k.
+    class_names : sequence of str, length K
+        Row labels, in column order of ``y_proba`` (e.g. ``["LUAD", "LUSC", "normal"]``).
+    groups : array-like, shape (n,), optional
+        Patient id of each row when rows are slides or tiles: the bootstrap then draws whole
+        patients, so correlated rows of one patient do not narrow the interval.
+    n_resamples : int, default 1000
+    seed : int, default 0
+        Every metric sees the same resamples (see :func:`mmsurv.metrics.bootstrap_ci`).
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    DataFrame
+        Indexed by class name plus a final ``"macro"`` row (the unweighted mean over classes,
+        as scikit-learn ``roc_auc_score(..., multi_class="ovr")``), with columns ``auc``,
+        ``auc_low``, ``auc_high``, ``ap``, ``ap_low``, ``ap_high`` and ``n_positive`` (rows of
+        that class; all rows for ``"macro"``).
+
+    Raises
+    ------
+    ValueError
+        If a class has no samples (its AUC is undefined), or the shapes disagree.
+
+    Notes
+    -----
+    Percentile bootstrap. A resample in which a class is absent (or is the only class
+    drawn) leaves that class's metrics undefined: it is skipped for that class and for the
+    macro row, as :func:`~mmsurv.metrics.bootstrap_ci` does; with rare classes and few
+    patients, check ``n_failed`` by calling ``bootstrap_ci`` directly.
+    """
+    y_true, y_proba = np.asarray(y_true), np.asarray(y_proba, dtype=float)
+    multiclass_roc_auc(y_true, y_proba)  # validates shapes, labels and that every class occurs
+    names = [str(name) for name in class_names]
+    if len(names) != y_proba.shape[1]:
+        raise ValueError(f"class_names has {len(names)} entries, y_proba has {y_proba.shape[1]} columns")
+    if "macro" in names or len(set(names)) != len(names):
+        raise ValueError(f'class_names must be distinct and not "macro" (the macro-average row), got {names}')
+    options = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence, "groups": groups}
+    rows = {}
+    for k, name in enumerate(names):
+        positive, score = (y_true == k).astype(int), y_proba[:, k]
+        auc = bootstrap_ci(roc_auc, positive, score, **options)
+        ap = bootstrap_ci(average_precision, positive, score, **options)
+        rows[name] = (auc, ap, int(positive.sum()))
+    rows["macro"] = (bootstrap_ci(_macro_auc, y_true, y_proba, **options), bootstrap_ci(_macro_ap, y_true, y_proba, **options), len(y_true))
+    table = pd.DataFrame(
+        [
+            {
+                "auc": auc.estimate,
+                "auc_low": auc.ci_low,
+                "auc_high": auc.ci_high,
+                "ap": ap.estimate,
+                "ap_low": ap.ci_low,
+                "ap_high": ap.ci_high,
+                "n_positive": n,
+            }
+            for auc, ap, n in rows.values()
+        ],
+        index=pd.Index(list(rows), name="class"),
+    )
+    return table

@@ -1,4 +1,4 @@
-"""Image backbones for tiles: torchvision's ResNet-18, or a small CNN for CPU smoke runs.
+"""Image backbones for tiles: torchvision's ResNets (18 to 152), or a small CNN for CPU smoke runs.
 
 Pretrained ImageNet weights come through torchvision's ``weights=`` argument, exactly as with
 internet access - but the kit never downloads at run time. If the weights file is already in
@@ -16,7 +16,7 @@ from torch import nn
 
 __all__ = ["SmallCNN", "tile_backbone", "BACKBONES"]
 
-BACKBONES = ("resnet18", "small")
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "small")
 
 
 class SmallCNN(nn.Module):
@@ -54,9 +54,11 @@ def tile_backbone(name: str = "resnet18", *, pretrained: bool = True) -> tuple[n
 
     Parameters
     ----------
-    name : {"resnet18", "small"}, default "resnet18"
+    name : {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "small"}, default "resnet18"
+        Any ResNet accepts any tile size (its global average pooling makes the input size free):
+        the paper's "RNet" is a ResNet-152 on its own tile size.
     pretrained : bool, default True
-        Use ImageNet weights when they are available offline (ResNet-18 only).
+        Use ImageNet weights when they are available offline (ResNets only).
 
     Returns
     -------
@@ -66,18 +68,17 @@ def tile_backbone(name: str = "resnet18", *, pretrained: bool = True) -> tuple[n
     if name == "small":
         model = SmallCNN()
         return model, model.out_features
-    if name == "resnet18":
-        from torchvision.models import ResNet18_Weights, resnet18
+    if name in BACKBONES:
+        from torchvision.models import get_model, get_model_weights
 
-        weights = ResNet18_Weights.IMAGENET1K_V1 if pretrained else None
+        weights = get_model_weights(name).IMAGENET1K_V1 if pretrained else None
         if weights is not None and not _cached_weights_available(weights):
             warnings.warn(
-                "ImageNet weights for resnet18 are not in torch's hub cache and nothing is downloaded at run time: "
-                "starting from random initialisation",
+                f"ImageNet weights for {name} are not in torch's hub cache and nothing is downloaded at run time: starting from random initialisation",
                 stacklevel=2,
             )
             weights = None
-        model = resnet18(weights=weights)
+        model = get_model(name, weights=weights)
         n_features = model.fc.in_features
         model.fc = nn.Identity()
         return _Normalised(model, imagenet=weights is not None), n_features

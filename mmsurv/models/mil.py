@@ -50,6 +50,10 @@ class AttentionMIL(nn.Module):
         """Attention weight of each tile (they sum to 1), shape (n_tiles,)."""
         return self._weights(bag)[0]
 
-    def forward(self, bag: torch.Tensor) -> torch.Tensor:
+    def pool(self, bag: torch.Tensor) -> torch.Tensor:
+        """The slide's representation: the attention-weighted mean of its projected tiles, shape (hidden,)."""
         weights, hidden = self._weights(bag)
-        return self.head(weights @ hidden).unsqueeze(0)
+        return weights @ hidden
+
+    def forward(self, bag: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(bag)).unsqueeze(0)

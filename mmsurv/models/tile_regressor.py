@@ -18,7 +18,8 @@ class TileRegressor(nn.Module):
 
     Parameters
     ----------
-    backbone : {"resnet18", "small"}, default "resnet18"
+    backbone : str, default "resnet18"
+        One of :data:`~mmsurv.models.backbones.BACKBONES` (ResNet-18 to -152, or "small").
     n_outputs : int, default 1
     pretrained : bool, default True
         ImageNet weights when available offline (see :func:`tile_backbone`).

@@ -6,7 +6,7 @@ Used by notebook 01 (and the slide branches of 03 and 04). Reads slides through
 
 from .embeddings import SlideBags, embed_slides
 from .slide_views import plot_tile_gallery, slide_browser, tile_values_by_slide
-from .tile_regression import fit_tile_regressor, predict_tiles, tile_targets
+from .tile_models import fit_tile_classifier, fit_tile_regressor, predict_tiles, tile_targets
 from .tiling import aggregate_tiles, tile_cohort
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "SlideBags",
     "tile_targets",
     "fit_tile_regressor",
+    "fit_tile_classifier",
     "predict_tiles",
     "plot_tile_gallery",
     "slide_browser",

@@ -368,10 +368,15 @@ def _write_slides(
     pool: _Pool,
     project: str,
     extra: Callable[[pd.Series], dict[str, float]] | None = None,
+    *,
+    sample: str = "01Z",
+    slide: str = "01Z-00-DX1",
 ) -> list[dict[str, str]]:
+    """Write one slide per patient: a diagnostic (FFPE, ``DX``) tumour slide unless ``slide`` says otherwise."""
+    kind = "Solid Tissue Normal" if sample.startswith("11") else "Primary Tumor"
     rows, jobs = [], []
     for index, patient in truth.iterrows():
-        slide_barcode = f"{patient['patient_id']}-01Z-00-DX1"
+        slide_barcode = f"{patient['patient_id']}-{slide}"
         file_id = file_uuid(project, slide_barcode)
         name = f"{slide_barcode}.{file_id.upper()}.svs"
         options = {"stain_shift": _CENTRE_STAIN_SHIFT.get(patient["centre"], 0.0), **(extra(patient) if extra else {})}
@@ -379,7 +384,7 @@ def _write_slides(
             (str(root / file_id / name), float(patient["proliferation"]), float(patient["immune"]), size, seed * 10_000 + int(index), options)
         )
         rows.append(
-            _sheet_row(file_id, name, "Biospecimen", "Slide Image", project, patient["patient_id"], f"{patient['patient_id']}-01Z", "Primary Tumor")
+            _sheet_row(file_id, name, "Biospecimen", "Slide Image", project, patient["patient_id"], f"{patient['patient_id']}-{sample}", kind)
         )
     pool.run(_slide_job, jobs, "slides")
     return rows
@@ -446,19 +451,62 @@ _LUNG_MODULES = {
 }
 
 
-def _write_lung_tcga(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.DataFrame:
-    truth = _gdc_cohort(seed, size.n_patients, sex_female=0.45)
+def _lung_patients(seed: int, n_patients: int) -> pd.DataFrame:
+    """Lung patients: subtype, weakly informative sex and smoking, normal samples and missing modalities."""
+    truth = _gdc_cohort(seed, n_patients, sex_female=0.45)
     rng = np.random.default_rng(seed + 9)
     truth["subtype"] = np.where(rng.random(len(truth)) < 0.5, "LUAD", "LUSC")
-    truth["has_normal_sample"] = rng.random(len(truth)) < 0.25
+    squamous = truth["subtype"].eq("LUSC").to_numpy()
+    # squamous carcinoma is commoner in men and heavy smokers: weak clinical signal, as in TCGA
+    truth["gender"] = np.where(rng.random(len(truth)) < np.where(squamous, 0.32, 0.55), "female", "male")
+    never = rng.random(len(truth)) < np.where(squamous, 0.04, 0.2)
+    pack_years = rng.gamma(4.0, np.where(squamous, 13.0, 10.0))
+    truth["smoking_status"] = np.where(
+        never, "Lifelong Non-Smoker", np.where(rng.random(len(truth)) < 0.5, "Current Smoker", "Current Reformed Smoker")
+    )
+    truth["pack_years"] = np.where(never, np.nan, pack_years.round(1))
+    truth["has_normal_sample"] = rng.random(len(truth)) < 0.3
+    # as in TCGA, not every sample was profiled on every platform or has a scanned slide
+    truth["has_tumour_slide"] = rng.random(len(truth)) < 0.92
+    truth["has_normal_slide"] = truth["has_normal_sample"] & (rng.random(len(truth)) < 0.8)
+    truth["has_tumour_methylation"] = rng.random(len(truth)) < 0.85
+    truth["has_normal_methylation"] = truth["has_normal_sample"] & (rng.random(len(truth)) < 0.85)
+    return truth
+
+
+def _lung_morphology(rng: np.random.Generator, kind: str) -> dict[str, float]:
+    """Per-slide subtype morphology, weak and overlapping: the class shows in some tiles, not all."""
+    if kind == "normal":
+        return {"tumour_fraction": rng.uniform(0.05, 0.3), "alveoli": rng.uniform(0.15, 0.5), "glands": rng.uniform(0.0, 0.05)}
+    glandular = kind == "LUAD"
+    return {
+        "tumour_fraction": rng.uniform(0.3, 0.6) if glandular else rng.uniform(0.4, 0.7),
+        "glands": rng.uniform(0.05, 0.3) if glandular else rng.uniform(0.0, 0.08),
+        "keratin": rng.uniform(0.0, 0.04) if glandular else rng.uniform(0.04, 0.22),
+        "alveoli": rng.uniform(0.0, 0.2),
+    }
+
+
+def _write_lung_tcga(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.DataFrame:
+    # at least 160 patients: a three-class task with a held-out centre needs more than the smoke size of the others
+    truth = _lung_patients(seed, max(size.n_patients, 160))
     project_of = dict(zip(truth["patient_id"], "VIRT-" + truth["subtype"])).__getitem__
     gdc = root / "gdc"
     squamous = truth["subtype"].eq("LUSC")
+    rng = np.random.default_rng(seed + 13)
     rows = []
     for subtype in ("LUAD", "LUSC"):
-        part = truth[truth["subtype"] == subtype]
-        shape = {"tumour_fraction": 0.65} if subtype == "LUSC" else {"tumour_fraction": 0.4}
-        rows += _write_slides(gdc, part, size, seed + (subtype == "LUSC"), pool, f"VIRT-{subtype}", extra=lambda _p, s=shape: s)
+        part = truth[(truth["subtype"] == subtype) & truth["has_tumour_slide"]]
+        shapes = {p: _lung_morphology(rng, subtype) for p in part["patient_id"]}
+        rows += _write_slides(gdc, part, size, seed + (subtype == "LUSC"), pool, f"VIRT-{subtype}", extra=lambda p, s=shapes: s[p["patient_id"]])
+    normal_slides = truth[truth["has_normal_slide"]].assign(proliferation=-1.5, immune=0.0)
+    shapes = {p: _lung_morphology(rng, "normal") for p in normal_slides["patient_id"]}
+    rows += [
+        dict(row, project_id=project_of(row["case_id"]))
+        for row in _write_slides(
+            gdc, normal_slides, size, seed + 2, pool, "VIRT-LUNG", extra=lambda p: shapes[p["patient_id"]], sample="11A", slide="11A-01-TS1"
+        )
+    ]
     samples = _tumour_samples(truth)
     samples["squamous"] = np.where(squamous, 1.5, -1.0)
     samples["adeno"] = np.where(squamous, -1.0, 1.5)
@@ -480,8 +528,12 @@ def _write_lung_tcga(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd
     samples = pd.concat([samples, normal])
     panel = gene_panel(size.n_background_genes, seed=seed, extra_factors=_LUNG_MODULES)
     rows += _write_expression(gdc, samples, panel, seed, project_of)
-    betas = simulate_methylation(samples.drop(columns=["patient", "sample_type"]), n_probes=size.n_probes, seed=seed)
-    for sample, info in samples.iterrows():
+    factors = samples.drop(columns=["patient", "sample_type"])
+    betas = simulate_methylation(factors, n_probes=size.n_probes, seed=seed, extra_modules=tuple(_LUNG_MODULES))
+    profiled = set(truth.loc[truth["has_tumour_methylation"], "patient_id"] + "-01A") | set(
+        truth.loc[truth["has_normal_methylation"], "patient_id"] + "-11A"
+    )
+    for sample, info in samples[samples.index.isin(profiled)].iterrows():
         file_id = file_uuid("methylation", sample)
         name = f"{file_id}.methylation_array.sesame.level3betas.txt"
         write_methylation_betas(gdc / file_id / name, betas[sample])

@@ -144,16 +144,27 @@ def write_star_counts(path: str | os.PathLike, panel: GenePanel, tpm: pd.Series,
     return Path(path)
 
 
-def simulate_methylation(factors: pd.DataFrame, *, n_probes: int = 300, seed: int, masked_fraction: float = 0.01) -> pd.DataFrame:
-    """Beta values (probes x samples): modules hyper-methylated with proliferation, hypo with immune."""
+def simulate_methylation(
+    factors: pd.DataFrame, *, n_probes: int = 300, seed: int, masked_fraction: float = 0.01, extra_modules: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Beta values (probes x samples): modules hyper-methylated with proliferation, hypo with immune.
+
+    ``extra_modules`` names more factor columns (e.g. a lung subtype), each given a module of
+    15 probes after the first 55, alternately hyper- and hypo-methylated.
+    """
     rng = np.random.default_rng(seed)
     probes = [f"cg9{i:07d}" for i in range(1, n_probes + 1)]
     base = np.random.default_rng(11).normal(0.0, 2.0, size=n_probes)  # fixed per probe: bimodal betas
-    loading = np.zeros((n_probes, 3))
+    names = ["proliferation", "immune", "invasion", *extra_modules]
+    if 55 + 15 * len(extra_modules) > n_probes:
+        raise ValueError(f"{n_probes} probes cannot hold {len(names)} methylation modules")
+    loading = np.zeros((n_probes, len(names)))
     loading[:20, 0] = 0.9  # proliferation CpG module
     loading[20:40, 1] = -0.9  # immune CpG module
     loading[40:55, 2] = 0.7  # invasion CpG module
-    traits = factors.reindex(columns=["proliferation", "immune", "invasion"], fill_value=0.0).to_numpy(dtype=float)
+    for number in range(len(extra_modules)):
+        loading[55 + 15 * number : 70 + 15 * number, 3 + number] = 0.9 if number % 2 == 0 else -0.9
+    traits = factors.reindex(columns=names, fill_value=0.0).to_numpy(dtype=float)
     logit = base[:, None] + loading @ traits.T + rng.normal(0.0, 0.4, size=(n_probes, len(factors)))
     betas = 1.0 / (1.0 + np.exp(-logit))
     betas[rng.random(betas.shape) < masked_fraction] = np.nan

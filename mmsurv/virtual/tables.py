@@ -33,7 +33,8 @@ def write_gdc_clinical(path: str | os.PathLike, patients: pd.DataFrame, *, proje
     """Write a GDC cart-style ``clinical.tsv`` (several rows per case, prefixed columns).
 
     ``patients`` needs ``patient_id``, ``age``, ``stage``, ``time``, ``event`` and
-    ``gender``; ``stage_field`` is ``"ajcc_pathologic_stage"`` or ``"figo_stage"``.
+    ``gender``; ``stage_field`` is ``"ajcc_pathologic_stage"`` or ``"figo_stage"``. With
+    ``smoking_status`` (and ``pack_years``) columns, the exposure fields are written too.
     """
     rng = np.random.default_rng(seed)
     stages = FIGO_STAGES if stage_field == "figo_stage" else AJCC_STAGES
@@ -60,11 +61,23 @@ def write_gdc_clinical(path: str | os.PathLike, patients: pd.DataFrame, *, proje
                     f"diagnoses.{stage_field}": stages[int(p["stage"])],
                     "diagnoses.tumor_grade": f"G{int(p['grade'])}" if "grade" in p else _MISSING,
                     "treatments.treatment_type": treatment,
+                    **_exposures(p),
                 }
             )
     with atomic_path(path) as partial:
         pd.DataFrame(rows).to_csv(partial, sep="\t", index=False)
     return Path(path)
+
+
+def _exposures(patient: pd.Series) -> dict[str, str]:
+    """GDC's smoking fields, for cohorts that record them (pack-years missing for never-smokers)."""
+    if "smoking_status" not in patient:
+        return {}
+    pack_years = patient.get("pack_years", np.nan)
+    return {
+        "exposures.tobacco_smoking_status": patient["smoking_status"],
+        "exposures.pack_years_smoked": _MISSING if pd.isna(pack_years) else f"{pack_years:.1f}",
+    }
 
 
 def write_nsclc_clinical(path: str | os.PathLike, patients: pd.DataFrame, *, extra_columns: tuple[str, ...] = ()) -> Path:

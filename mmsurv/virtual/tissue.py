@@ -10,7 +10,10 @@ Planted biology (what a model can learn from the pixels):
 
 * **tumour nuclei** - their density and size grow with the patient's ``proliferation`` trait;
 * **lymphocytes** - small, dark, round nuclei whose density grows with ``immune``;
-* **tissue layout** - a blob of tissue on a white background, with tumour nests inside stroma.
+* **tissue layout** - a blob of tissue on a white background, with tumour nests inside stroma;
+* **subtype morphology** (lung, optional) - gland lumens inside tumour nests (adenocarcinoma),
+  keratin pearls (squamous cell carcinoma), and alveolar air spaces in the stroma (normal lung),
+  each at a per-slide density, so a slide shows its class only in some of its tiles.
 
 And nuisance variation that carries no outcome information, as real slides have:
 
@@ -37,6 +40,8 @@ _BACKGROUND = np.array([244.0, 243.0, 246.0], dtype=np.float32)
 _STROMA = np.array([232.0, 168.0, 196.0], dtype=np.float32)
 _TUMOUR_CYTOPLASM = np.array([214.0, 150.0, 198.0], dtype=np.float32)
 _LYMPHOCYTE = np.array([52.0, 34.0, 105.0], dtype=np.float32)
+_LUMEN = np.array([240.0, 226.0, 234.0], dtype=np.float32)  # the pale inside of a gland
+_KERATIN = np.array([232.0, 112.0, 124.0], dtype=np.float32)  # a bright eosinophilic keratin pearl
 
 _TUMOUR_CELL_UM = 10.0  # lattice of tumour-cell nuclei
 _LYMPHOCYTE_CELL_UM = 8.0  # lattice of lymphocytes
@@ -67,6 +72,10 @@ class TissueRecipe:
         Saturation of the pink stroma and cytoplasm (1 = typical).
     thickness : float
         Section thickness: scales the optical density of everything (1 = typical).
+    glands, keratin, alveoli : float
+        Subtype morphology (0 = none): the probability that a lattice cell of tumour holds a
+        gland lumen (36 um cells), or a keratin pearl (48 um cells), or that one of stroma holds
+        an alveolar air space (46 um cells).
     """
 
     width_um: float
@@ -79,6 +88,9 @@ class TissueRecipe:
     haematoxylin: tuple[float, float, float] = (88.0, 58.0, 140.0)
     eosin_strength: float = 1.0
     thickness: float = 1.0
+    glands: float = 0.0
+    keratin: float = 0.0
+    alveoli: float = 0.0
 
 
 def tissue_recipe(
@@ -90,6 +102,9 @@ def tissue_recipe(
     seed: int,
     tumour_fraction: float | None = None,
     stain_shift: float = 0.0,
+    glands: float = 0.0,
+    keratin: float = 0.0,
+    alveoli: float = 0.0,
 ) -> TissueRecipe:
     """Turn a patient's latent traits into a tissue recipe.
 
@@ -106,6 +121,8 @@ def tissue_recipe(
     stain_shift : float, default 0.0
         A centre's systematic staining difference (about -1 to 1): darker or paler, bluer or
         purpler haematoxylin, stronger or weaker eosin.
+    glands, keratin, alveoli : float, default 0.0
+        Subtype morphology densities (see :class:`TissueRecipe`).
 
     Returns
     -------
@@ -131,6 +148,9 @@ def tissue_recipe(
         haematoxylin=haematoxylin,
         eosin_strength=float(np.clip(1.0 + 0.15 * stain_shift + rng.normal(0.0, 0.15), 0.5, 1.6)),
         thickness=float(np.clip(1.0 + 0.08 * stain_shift + rng.normal(0.0, 0.10), 0.7, 1.4)),
+        glands=float(np.clip(glands, 0.0, 1.0)),
+        keratin=float(np.clip(keratin, 0.0, 1.0)),
+        alveoli=float(np.clip(alveoli, 0.0, 1.0)),
     )
 
 
@@ -235,7 +255,23 @@ def render_tissue(recipe: TissueRecipe, x_um: float, y_um: float, width_px: int,
 
     lymphocytes = _nuclei_alpha(xs, ys, mpp, _LYMPHOCYTE_CELL_UM, recipe.lymphocyte_density, 1.7, salt + 60)[..., None]
     colour = colour * (1 - lymphocytes) + _LYMPHOCYTE * lymphocytes
+    colour = _subtype_morphology(recipe, colour, tumour, xs, ys, mpp, salt)
 
     colour = 255.0 - (255.0 - colour) * recipe.thickness  # thicker sections absorb more light
     rgb = _BACKGROUND * (1 - tissue) + colour * tissue
     return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def _subtype_morphology(
+    recipe: TissueRecipe, colour: np.ndarray, tumour: np.ndarray, xs: np.ndarray, ys: np.ndarray, mpp: float, salt: int
+) -> np.ndarray:
+    """Paint gland lumens and keratin pearls into tumour, and air spaces into stroma (lung subtypes)."""
+    for density, cell_um, radius_um, paint, where, offset in (
+        (recipe.glands, 36.0, 9.0, _LUMEN, tumour, 70),
+        (recipe.keratin, 48.0, 12.0, _KERATIN, tumour, 80),
+        (recipe.alveoli, 46.0, 12.0, _BACKGROUND, 1 - tumour, 90),
+    ):
+        if density > 0:
+            alpha = _nuclei_alpha(xs, ys, mpp, cell_um, density, radius_um, salt + offset)[..., None] * where
+            colour = colour * (1 - alpha) + paint * alpha
+    return colour

@@ -1,7 +1,8 @@
-"""A tile CNN that regresses patient-level targets from slide tiles: targets per tile, training, prediction.
+"""Tile CNNs trained with slide-level labels: per-tile targets, a regressor, a classifier, prediction.
 
-Each tile inherits its patient's targets (e.g. an RNA proliferation score); the network learns
-them from pixels, and its tile predictions are summarised per slide
+Each tile inherits its slide's label - a continuous target such as an RNA proliferation score
+(notebook 01) or a class such as LUAD / LUSC / normal lung (notebook 03); the network learns
+it from pixels, and its tile predictions are summarised per slide
 (:func:`mmsurv.pathology.tiling.aggregate_tiles`).
 """
 
@@ -17,7 +18,7 @@ from torch.utils.data import DataLoader
 from ..io.tiles import TileDataset
 from ..training import TrainingHistory, predict
 
-__all__ = ["tile_targets", "fit_tile_regressor", "predict_tiles"]
+__all__ = ["tile_targets", "fit_tile_regressor", "fit_tile_classifier", "predict_tiles"]
 
 
 def tile_targets(tiles: pd.DataFrame, patient_targets: pd.DataFrame, *, reference: pd.Index) -> np.ndarray:
@@ -84,6 +85,101 @@ def fit_tile_regressor(
         ``history.samples`` holds the row positions (in ``tiles``) of the tiles that trained the
         model (``"train"``) and of those that stopped it early (``"validation"``).
     """
+    return _fit_tile_model(
+        dataset,
+        tiles,
+        targets,
+        targets.shape[1],
+        None,
+        backbone,
+        pretrained,
+        augment,
+        epochs,
+        batch_size,
+        learning_rate,
+        patience,
+        num_workers,
+        device,
+        seed,
+        progress,
+    )
+
+
+def fit_tile_classifier(
+    dataset: TileDataset,
+    tiles: pd.DataFrame,
+    labels: np.ndarray,
+    *,
+    n_classes: int,
+    class_weights: np.ndarray | None = None,
+    backbone: str = "resnet18",
+    pretrained: bool = True,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    epochs: int = 10,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    patience: int = 3,
+    num_workers: int = 0,
+    device: str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[torch.nn.Module, TrainingHistory]:
+    """Train a tile classifier (a :class:`~mmsurv.models.TileRegressor` with one logit per class) with cross-entropy.
+
+    Every tile carries its slide's class index (``labels``, shape (n_tiles,)); ``class_weights``
+    (e.g. inverse class frequencies of the training slides) reweight the loss when classes are
+    unbalanced. Otherwise as :func:`fit_tile_regressor`: trained on the ``train`` tiles and
+    early-stopped on the ``validation`` tiles, any ResNet of :func:`~mmsurv.models.tile_backbone`
+    at any tile size (global average pooling makes the input size free).
+
+    Returns
+    -------
+    (model, history)
+        ``model(images)`` gives class logits (batch, n_classes).
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.isin(labels, np.arange(n_classes)).all():
+        raise ValueError(f"labels must be class indices 0..{n_classes - 1}, one per tile")
+    weight = None if class_weights is None else torch.as_tensor(np.asarray(class_weights, dtype=np.float32), device=device)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+    return _fit_tile_model(
+        dataset,
+        tiles,
+        labels.astype(np.float32)[:, None],
+        n_classes,
+        loss_fn,
+        backbone,
+        pretrained,
+        augment,
+        epochs,
+        batch_size,
+        learning_rate,
+        patience,
+        num_workers,
+        device,
+        seed,
+        progress,
+    )
+
+
+def _fit_tile_model(
+    dataset: TileDataset,
+    tiles: pd.DataFrame,
+    targets: np.ndarray,
+    n_outputs: int,
+    loss_fn: Callable | None,
+    backbone: str,
+    pretrained: bool,
+    augment: Callable | None,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    patience: int,
+    num_workers: int,
+    device: str,
+    seed: int,
+    progress: bool,
+) -> tuple[torch.nn.Module, TrainingHistory]:
     from torch.utils.data import Subset
 
     from ..environment import seeded_torch
@@ -105,12 +201,13 @@ def fit_tile_regressor(
     )
     validation_loader = DataLoader(Subset(labelled, validation_rows), batch_size=2 * batch_size, num_workers=num_workers)
     with seeded_torch(seed):
-        model = TileRegressor(backbone, n_outputs=targets.shape[1], pretrained=pretrained)
+        model = TileRegressor(backbone, n_outputs=n_outputs, pretrained=pretrained)
     validating = len(validation_rows) > 0
     history = train_model(
         model,
         train_loader,
         validation_loader if validating else None,
+        loss_fn=loss_fn,
         epochs=epochs,
         learning_rate=learning_rate,
         patience=patience,

@@ -1,0 +1,45 @@
+"""Multimodal fusion: per-modality encoders, fusion operators, one model, its training and explanations.
+
+Each modality (a table of genes, a slide's embedding, a report's text embedding, clinical
+variables) is a *block*. Samples may lack blocks; a modality *mask* says which they have, and
+everything here - dataset, operators, model, attribution - obeys it.
+
+Modules
+-------
+data         MultimodalDataset: blocks of tables -> per-sample tensors and the modality mask
+encoders     TabularEncoder (SNN or MLP), BagEncoder (attention pooling of tiles)
+operators    concat, gated-attention, Kronecker and late fusion
+model        MultimodalModel: encoders + fusion + head, with modality dropout
+losses       cox_loss (torchsurv's partial likelihood, safe on batches without events)
+train        fit_fusion, predict_fusion, embed_fusion (on the kit's shared training loop)
+attribution  modality_attribution: Shapley values of the modalities (captum)
+"""
+
+from __future__ import annotations
+
+from .attribution import modality_attribution
+from .data import MultimodalDataset
+from .encoders import ENCODERS, BagEncoder, TabularEncoder
+from .losses import cox_loss
+from .model import MultimodalModel
+from .operators import FUSIONS, ConcatFusion, GatedAttentionFusion, KroneckerFusion, LateFusion
+from .train import TASKS, embed_fusion, fit_fusion, predict_fusion
+
+__all__ = [
+    "ENCODERS",
+    "FUSIONS",
+    "TASKS",
+    "BagEncoder",
+    "ConcatFusion",
+    "GatedAttentionFusion",
+    "KroneckerFusion",
+    "LateFusion",
+    "MultimodalDataset",
+    "MultimodalModel",
+    "TabularEncoder",
+    "cox_loss",
+    "embed_fusion",
+    "fit_fusion",
+    "modality_attribution",
+    "predict_fusion",
+]

@@ -1,0 +1,183 @@
+"""Train a :class:`MultimodalModel` and read out its predictions and embeddings.
+
+:func:`fit_fusion` chooses the loss from the task and hands everything else - device, mixed
+precision on CUDA, early stopping, the progress bar, seeding - to the kit's shared loop,
+:func:`mmsurv.training.train_model`. The batch order comes from a generator seeded with
+``seed``, so the same call gives the same model.
+
+=============  ======================  ==========================================
+task           model output            loss
+=============  ======================  ==========================================
+``multiclass``  K class logits          cross-entropy on class indices
+``binary``      1 logit                 binary cross-entropy with logits (0 / 1)
+``cox``         1 log-hazard            :func:`mmsurv.fusion.cox_loss` on [time, event]
+=============  ======================  ==========================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..environment import cpu_threads
+from ..training import TrainingHistory, predict, train_model
+from .data import MultimodalDataset
+from .losses import cox_loss
+from .model import MultimodalModel
+
+__all__ = ["TASKS", "fit_fusion", "predict_fusion", "embed_fusion"]
+
+#: The tasks :func:`fit_fusion` trains for.
+TASKS = ("multiclass", "binary", "cox")
+
+
+def _loss_for(task: str, model: MultimodalModel, dataset: MultimodalDataset) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss of ``task``, after checking the model's outputs and the dataset's targets fit it."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}: use one of {TASKS}")
+    targets, n_outputs = dataset.targets, model.n_outputs
+    if task == "multiclass":
+        if n_outputs < 2 or targets.ndim != 1 or targets.min() < 0 or targets.max() >= n_outputs:
+            raise ValueError(f"task 'multiclass' needs n_outputs = K >= 2 and class indices in 0..K-1; got n_outputs={n_outputs}")
+        return nn.CrossEntropyLoss()
+    if n_outputs != 1:
+        raise ValueError(f"task {task!r} needs a model with n_outputs=1, got {n_outputs}")
+    if task == "binary":
+        if targets.ndim != 1 or not np.isin(targets, (0, 1)).all():
+            raise ValueError("task 'binary' needs targets 0 or 1")
+        return nn.BCEWithLogitsLoss()
+    if targets.ndim != 2:
+        raise ValueError("task 'cox' needs (n, 2) [time, event] targets")
+    return cox_loss
+
+
+def fit_fusion(
+    model: MultimodalModel,
+    train: MultimodalDataset,
+    validation: MultimodalDataset | None = None,
+    *,
+    task: str = "multiclass",
+    epochs: int = 100,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    weight_decay: float = 1e-4,
+    patience: int = 10,
+    device: str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+    sample_ids: dict[str, Sequence[Any]] | None = None,
+) -> TrainingHistory:
+    """Train ``model`` on ``train``, early-stopping on ``validation``.
+
+    Parameters
+    ----------
+    model : MultimodalModel
+        Its ``n_outputs`` must fit the task (K for multiclass, 1 otherwise).
+    train, validation : MultimodalDataset
+        Without ``validation``, all ``epochs`` run and the last weights are kept.
+    task : {"multiclass", "binary", "cox"}, default "multiclass"
+    epochs, batch_size, learning_rate, weight_decay, patience : training settings
+        ``patience``: epochs without a lower validation loss before stopping.
+    device : str, default "cpu"
+    seed : int, default 0
+        Seeds the batch order, dropout and modality dropout.
+    progress : bool, default True
+    sample_ids : dict, optional
+        ``{"train": ids, "validation": ids}`` recorded in ``history.samples``; by default the
+        datasets' own ``sample_ids``.
+
+    Returns
+    -------
+    TrainingHistory
+        The model is left on ``device`` with the weights of the best epoch.
+
+    Notes
+    -----
+    For ``cox``, the validation loss is computed on the whole validation set at once: the
+    partial likelihood compares each event with everyone still at risk, so splitting the set
+    into batches would change the loss. Training batches are risk sets of ``batch_size``.
+    """
+    loss_fn = _loss_for(task, model, train)
+    if validation is not None:
+        _loss_for(task, model, validation)
+    if sample_ids is None:
+        sample_ids = {"train": train.sample_ids} | ({"validation": validation.sample_ids} if validation is not None else {})
+    pin = str(device).startswith("cuda")
+    train_loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed), pin_memory=pin)
+    validation_loader = None
+    if validation is not None:
+        validation_batch = max(len(validation), 1) if task == "cox" else batch_size
+        validation_loader = DataLoader(validation, batch_size=validation_batch, pin_memory=pin)
+    with cpu_threads(1, device):  # tabular encoders: one thread is faster (see mmsurv.environment.cpu_threads)
+        return train_model(
+            model,
+            train_loader,
+            validation_loader,
+            loss_fn=loss_fn,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            patience=patience,
+            device=device,
+            seed=seed,
+            sample_ids=sample_ids,
+            progress=progress,
+            description=f"{model.fusion_name} fusion ({task})",
+        )
+
+
+def _run(function: Callable, dataset: MultimodalDataset, device: str, batch_size: int, progress: bool) -> np.ndarray:
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    with cpu_threads(1, device):
+        outputs, index = predict(function, loader, device=device, progress=progress)
+    ordered = np.empty_like(outputs)
+    ordered[index] = outputs
+    return ordered
+
+
+def predict_fusion(
+    model: MultimodalModel,
+    dataset: MultimodalDataset,
+    *,
+    device: str = "cpu",
+    batch_size: int = 256,
+    probabilities: bool = False,
+    progress: bool = False,
+) -> np.ndarray:
+    """The model's outputs for every sample of ``dataset``, in the dataset's order.
+
+    Parameters
+    ----------
+    model : MultimodalModel
+    dataset : MultimodalDataset
+    device : str, default "cpu"
+    batch_size : int, default 256
+    probabilities : bool, default False
+        False: raw outputs (class logits, a logit, or a Cox log-hazard). True: softmax
+        probabilities over the classes when ``n_outputs > 1``, the sigmoid of the logit when
+        ``n_outputs == 1`` (for a binary model; meaningless for a Cox one).
+    progress : bool, default False
+
+    Returns
+    -------
+    ndarray of float32, shape (n, n_outputs)
+        Evaluation mode: no dropout, no modality dropout. Column 0 is the binary logit or the
+        Cox risk score (higher = earlier event, as :func:`mmsurv.metrics.concordance_index` expects).
+    """
+    outputs = _run(model, dataset, device, batch_size, progress)
+    if not probabilities:
+        return outputs
+    scores = torch.from_numpy(outputs)
+    return (torch.softmax(scores, dim=1) if outputs.shape[1] > 1 else torch.sigmoid(scores)).numpy()
+
+
+def embed_fusion(
+    model: MultimodalModel, dataset: MultimodalDataset, *, device: str = "cpu", batch_size: int = 256, progress: bool = False
+) -> np.ndarray:
+    """The fused embedding of every sample (:meth:`MultimodalModel.embed`), (n, model.embedding_features), in dataset order."""
+    return _run(model.embed, dataset, device, batch_size, progress)

@@ -1,0 +1,83 @@
+"""From a GDC sample sheet to *sample units*: one row per patient and sample type, a file per modality.
+
+A TCGA patient may have a primary tumour (sample type ``01``) and a solid-tissue normal
+(``11``) sample, each with its own slide, RNA-seq and methylation files - and not always all
+of them. A multimodal model scores a *unit* (``TCGA-05-4244-01``: this patient's tumour),
+whose modalities are joined by the first 15 characters of their barcodes; a file the sample
+sheet does not list leaves that modality missing for the unit, to be masked, not dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from .barcodes import SAMPLE_TYPES, parse_barcode, sample_kind
+from .errors import DataWarning
+from .gdc import sample_files
+
+__all__ = ["unit_id", "sample_units"]
+
+
+def unit_id(barcode: str) -> str:
+    """The unit a sample, slide or aliquot barcode belongs to: patient and sample type (``TCGA-05-4244-01``)."""
+    parts = parse_barcode(barcode)
+    if parts.sample is None:
+        raise ValueError(f"{barcode!r} is a patient barcode: it names no sample")
+    return f"{parts.patient}-{parts.sample}"
+
+
+def sample_units(sheet: pd.DataFrame, root: str | os.PathLike, data_types: Mapping[str, str]) -> pd.DataFrame:
+    """One row per sample unit with the path of each modality's file (missing: NaN).
+
+    Parameters
+    ----------
+    sheet : DataFrame
+        From :func:`mmsurv.io.gdc.read_sample_sheet`.
+    root : path-like
+        The download folder holding ``<file_id>/<file_name>``.
+    data_types : mapping
+        Modality name -> GDC data type, e.g. ``{"slide": "Slide Image", "rna": "Gene
+        Expression Quantification", "methylation": "Methylation Beta Value"}``.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by unit id; ``patient_id``, ``sample_type`` (the GDC name), ``kind``
+        (``tumour`` / ``normal``), ``project`` (of the first file listed), and one path column
+        per modality. Units other than tumour and normal samples (e.g. blood) are left out.
+
+    Warns
+    -----
+    DataWarning
+        When a unit has several files of one modality (two vials, two slides): the first in
+        sorted order is kept, as TCGA analyses usually do, and the count is reported.
+    """
+    columns: dict[str, dict[str, Path]] = {}
+    for modality, data_type in data_types.items():
+        files = sample_files(sheet, root, data_type)
+        by_unit: dict[str, list[tuple[str, Path]]] = {}
+        for sample, path in files.items():
+            first = str(sample).split(",")[0].strip()  # MAF rows list "tumour, normal"
+            by_unit.setdefault(unit_id(first), []).append((first, path))
+        repeated = {unit: len(paths) for unit, paths in by_unit.items() if len(paths) > 1}
+        if repeated:
+            warnings.warn(
+                f"{len(repeated)} sample unit(s) have several {modality} files ({data_type!r}), e.g. {dict(list(repeated.items())[:3])}: "
+                "the first in sorted order is used",
+                DataWarning,
+                stacklevel=2,
+            )
+        columns[modality] = {unit: sorted(paths)[0][1] for unit, paths in by_unit.items()}
+    units = pd.DataFrame(columns).sort_index().rename_axis("unit_id")
+    units.insert(0, "patient_id", [u.rsplit("-", 1)[0] for u in units.index])
+    units.insert(1, "sample_type", [SAMPLE_TYPES.get(u.rsplit("-", 1)[1], "unknown") for u in units.index])
+    units.insert(2, "kind", [sample_kind(u) for u in units.index])
+    project_of = sheet.assign(unit=[unit_id(str(s).split(",")[0].strip()) for s in sheet["sample_id"]]).drop_duplicates("unit")
+    if "project_id" in sheet.columns:
+        units.insert(3, "project", project_of.set_index("unit")["project_id"].reindex(units.index).to_numpy())
+    return units[units["kind"].isin(["tumour", "normal"])]
