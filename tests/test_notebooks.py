@@ -254,7 +254,7 @@ def test_lung_fusion_notebook_beats_the_image_alone_and_its_permuted_control(lun
     metrics = lung_fusion_run
     # on the same held-out units (those with a slide): expression and methylation carry the class
     # strongly, the slides weakly (planted so, as in the paper's 0.78 image-only macro AUC)
-    # MARGINS: smoke seeds 0 / 1 / 2 gave fused - image = see the closing note
+    # smoke seeds 0 / 1 / 2: fused 1.000 / 1.000 / 1.000, image only 0.765 / 0.689 / 0.742, permuted 0.568 / 0.444 / 0.534
     assert metrics["macro_auc_fused"] > 0.9
     assert metrics["macro_auc_fused"] > metrics["macro_auc_image_only"] + 0.1
     assert metrics["macro_auc_image_only"] > 0.55  # the tile classifier learned some morphology
@@ -270,15 +270,18 @@ def test_lung_fusion_notebook_beats_the_image_alone_and_its_permuted_control(lun
 
 
 @pytest.mark.notebooks
-def test_lung_fusion_notebook_with_modality_dropout_loses_less_when_a_modality_is_missing(lung_fusion_run):
+def test_lung_fusion_notebook_scores_units_with_a_modality_removed(lung_fusion_run):
     import pandas as pd
 
     table = pd.DataFrame(lung_fusion_run["missing_modality"])
     assert set(table["fraction"]) == {0.0, 0.25, 0.5, 1.0} and set(table["missing"]) == {"rna", "methylation", "slide"}
-    removed = table[table["fraction"] > 0].groupby("model")["neg_log_loss_loss"].mean()  # what the probabilities lose
-    with_dropout = next(m for m in removed.index if m.startswith("modality dropout"))
-    assert removed[with_dropout] < removed["no modality dropout"]
     assert table.loc[table["fraction"] == 1.0, "n_removed"].min() > 0
+    # with any one block removed the other omics block still carries the class: the ranking survives
+    assert table["macro_auc"].min() > 0.9
+    # Not asserted: that the model trained with modality dropout loses less than the one trained
+    # without. Its log-loss with RNA removed did lose less at smoke seeds 0 and 1 (0.024 vs 0.036,
+    # 0.026 vs 0.036, three trainings each) but more at seed 2 (0.068 vs 0.042), so the claim does
+    # not hold across seeds here; tests/test_fusion.py shows the effect on a controlled task.
 
 
 @pytest.mark.notebooks
