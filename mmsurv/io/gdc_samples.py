@@ -22,6 +22,9 @@ from .gdc import sample_files
 
 __all__ = ["unit_id", "sample_units"]
 
+#: TCGA sample types that are pieces of tissue (not blood, buccal cells or bone marrow).
+_TISSUE_SAMPLE_TYPES = ("01", "02", "05", "06", "07", "11")
+
 
 def unit_id(barcode: str) -> str:
     """The unit a sample, slide or aliquot barcode belongs to: patient and sample type (``TCGA-05-4244-01``)."""
@@ -49,7 +52,9 @@ def sample_units(sheet: pd.DataFrame, root: str | os.PathLike, data_types: Mappi
     DataFrame
         Indexed by unit id; ``patient_id``, ``sample_type`` (the GDC name), ``kind``
         (``tumour`` / ``normal``), ``project`` (of the first file listed), and one path column
-        per modality. Units other than tumour and normal samples (e.g. blood) are left out.
+        per modality. Only tissue samples are kept: tumours (sample types 01-07) and solid
+        tissue normals (11); blood, buccal and bone-marrow samples (03, 10, 12, 14) are left
+        out, as no slide shows them.
 
     Warns
     -----
@@ -80,4 +85,5 @@ def sample_units(sheet: pd.DataFrame, root: str | os.PathLike, data_types: Mappi
     project_of = sheet.assign(unit=[unit_id(str(s).split(",")[0].strip()) for s in sheet["sample_id"]]).drop_duplicates("unit")
     if "project_id" in sheet.columns:
         units.insert(3, "project", project_of.set_index("unit")["project_id"].reindex(units.index).to_numpy())
-    return units[units["kind"].isin(["tumour", "normal"])]
+    tissue = [u.rsplit("-", 1)[1] in _TISSUE_SAMPLE_TYPES for u in units.index]
+    return units[tissue]
