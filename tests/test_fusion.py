@@ -232,6 +232,23 @@ def test_with_missing_masks_a_fraction_but_never_a_sample_s_last_block():
     assert dataset.with_missing("b", 0.0).n_removed == 0 and dataset.n_removed == 0
 
 
+def test_with_missing_removes_several_blocks_from_the_same_samples():
+    rng = np.random.default_rng(0)
+    a, b, c = rng.normal(size=(30, 2)), rng.normal(size=(30, 3)), rng.normal(size=(30, 1))
+    b[:5] = np.nan  # samples 0-4 have a and c only
+    c[5:10] = np.nan  # samples 5-9 have a and b only
+    a[10], c[10] = np.nan, np.nan  # sample 10 has b alone: it keeps it
+    dataset = _dataset({"a": a, "b": b, "c": c}, np.zeros(30, int))
+    both = dataset.with_missing(["b", "c"], 1.0)
+    assert both.n_removed == 29 and both.mask[:, 1:].sum() == 1 and both.mask[10].tolist() == [0, 1, 0]
+    assert np.all(both.values["b"][:10] == 0) and np.all(both.values["c"][11:] == 0) and dataset.mask[:, 1:].sum() == 25 + 24
+    half = dataset.with_missing(("b", "c"), 0.5, seed=3)
+    dropped = (half.mask[:, 1:] == 0).all(axis=1) & (dataset.mask[:, 1:] > 0).any(axis=1)
+    assert half.n_removed in (14, 15) and dropped.sum() == half.n_removed  # each drawn sample loses both blocks
+    with pytest.raises(KeyError, match="unknown block"):
+        dataset.with_missing(["b", "z"], 0.5)
+
+
 # ---------------------------------------------------------------- Cox loss
 
 
@@ -355,3 +372,26 @@ def test_modality_attribution_credits_the_informative_block_and_adds_up():
     np.testing.assert_allclose(sampled.sum(axis=1) + sampled.attrs["reference"], output, atol=1e-4)
     with pytest.raises(ValueError, match="give target"):
         modality_attribution(MultimodalModel(train.block_features, n_outputs=3), test)
+
+
+def test_modality_attribution_of_a_log_probability_adds_up_to_the_evidence_over_the_prior():
+    rng = np.random.default_rng(1)
+    n = 300
+    blocks = {name: rng.normal(size=(n, size)) for name, size in SIZES.items()}
+    labels = blocks["a"][:, :3].argmax(axis=1)  # three classes, from block "a" only
+    dataset = _dataset(blocks, labels)
+    train, test = dataset.subset(np.arange(200)), dataset.subset(np.arange(200, 300))
+    with seeded_torch(0):
+        # trained with modality dropout, so that every coalition of blocks is an input it has seen
+        model = MultimodalModel(train.block_features, fusion="concat", n_outputs=3, embed_dim=8, hidden=16, dropout=0.1, modality_dropout=0.5)
+    fit_fusion(model, train, task="multiclass", epochs=60, learning_rate=3e-3, progress=False)
+    prior = np.log(np.bincount(train.targets, minlength=3) / len(train))
+    for k in range(3):
+        attribution = modality_attribution(model, test, target=k, log_probability=True, reference=float(prior[k]))
+        log_p = np.log(predict_fusion(model, test, probabilities=True)[:, k])
+        np.testing.assert_allclose(attribution.sum(axis=1) + prior[k], log_p, atol=1e-4)  # efficiency, in nats
+        own = attribution[test.targets == k]
+        assert own["a"].mean() > 0.3 and own["a"].mean() > 3 * own[["b", "c"]].abs().to_numpy().mean()  # "a" is the evidence
+    assert modality_attribution(model, test, target=0, log_probability=True).attrs["reference"] == pytest.approx(-np.log(3))
+    with pytest.raises(ValueError, match="multiclass"):
+        modality_attribution(MultimodalModel(train.block_features, n_outputs=1), test, log_probability=True)

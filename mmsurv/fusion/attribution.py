@@ -32,6 +32,7 @@ def modality_attribution(
     device: str = "cpu",
     batch_size: int = 256,
     reference: float | None = None,
+    log_probability: bool = False,
     n_samples: int | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
@@ -42,12 +43,21 @@ def modality_attribution(
     model : MultimodalModel
     dataset : MultimodalDataset
     target : int, optional
-        The class whose logit is explained; required when the model has several outputs.
+        The class whose output is explained; required when the model has several outputs.
     device : str, default "cpu"
     batch_size : int, default 256
     reference : float, optional
-        The output given to the empty coalition (no modality visible); by default the mean
-        output of the model over ``dataset`` (see Notes).
+        The output given to the empty coalition (no modality visible). By default the mean
+        output of the model over ``dataset`` (see Notes); with ``log_probability``, log(1/K),
+        a model that knows nothing and gives every class the same probability.
+    log_probability : bool, default False
+        Explain the log-probability of ``target`` (log-softmax of a multiclass model) instead of
+        its logit. A multiclass logit has no natural zero (adding a constant to every class's
+        logit changes no probability), so a logit's "reference" is arbitrary; a log-probability
+        has one: the log of the class's prior (pass ``reference=np.log(prior)``, e.g. the
+        class's share of the training samples). Each sample's values then add up to
+        ``log P(target | its modalities) - reference``: the evidence, in nats, that each
+        modality brought for the class.
     n_samples : int, optional
         None: exact Shapley values (``captum.attr.ShapleyValues``, all M! orders; fine up to
         M = 6 or so). An integer: ``captum.attr.ShapleyValueSampling`` with that many random
@@ -59,8 +69,8 @@ def modality_attribution(
     -------
     DataFrame
         Rows are ``dataset.sample_ids``, columns the block names; values are in units of the
-        model output (the logit of ``target`` for a classifier, the logit for a binary model,
-        the log-hazard for Cox). ``result.attrs["reference"]`` holds the reference.
+        model output (the logit of ``target`` for a classifier, or its log-probability with
+        ``log_probability``; the logit for a binary model; the log-hazard for Cox). ``result.attrs["reference"]`` holds the reference.
 
     Notes
     -----
@@ -68,7 +78,10 @@ def modality_attribution(
     is defined as the *reference*, by default the model's average output over ``dataset``,
     each sample with the modalities it has (with every modality present for every sample,
     the mean output of the model with all modalities present) - the expected value SHAP
-    explanations start from. So for every sample
+    explanations start from. Pass ``dataset`` samples of every class, not of one: over the
+    units of one class, that mean already holds the answer, and every modality then seems to
+    pull the output *down* toward what it alone can say. For a multiclass model prefer
+    ``log_probability`` with the class prior as ``reference``. So for every sample
 
     ``attributions.sum(axis=1) + reference == model output``   (efficiency)
 
@@ -86,12 +99,16 @@ def modality_attribution(
     from captum.attr import ShapleyValues, ShapleyValueSampling  # imported here: captum takes seconds to import
 
     if model.n_outputs > 1 and target is None:
-        raise ValueError(f"the model has {model.n_outputs} outputs: give target, the class whose logit to explain")
+        raise ValueError(f"the model has {model.n_outputs} outputs: give target, the class whose output to explain")
+    if log_probability and model.n_outputs < 2:
+        raise ValueError("log_probability explains a class's log-softmax: it needs a multiclass model (n_outputs >= 2)")
     column = 0 if target is None else int(target)
     if not 0 <= column < model.n_outputs:
         raise ValueError(f"target {target} is not among the model's {model.n_outputs} outputs")
     model.to(device).eval()
-    if reference is None:
+    if reference is None and log_probability:
+        reference = float(-np.log(model.n_outputs))
+    elif reference is None:
         reference = float(predict_fusion(model, dataset, device=device, batch_size=batch_size)[:, column].mean())
     n_blocks = len(model.block_names)
     groups = torch.arange(n_blocks, device=device).unsqueeze(0)  # one feature group per modality
@@ -105,7 +122,8 @@ def modality_attribution(
                 empty = ~(visible > 0.5).any(dim=1)
                 runnable = torch.where(empty.unsqueeze(1), mask, visible)  # any valid mask; the rows are overwritten below
                 with autocast_for(device):
-                    scores = model({**inputs, "mask": runnable})[:, column].float()
+                    scores = model({**inputs, "mask": runnable}).float()
+                scores = (torch.log_softmax(scores, dim=1) if log_probability else scores)[:, column]
                 return torch.where(empty, torch.full_like(scores, reference), scores)
 
             explainer = ShapleyValues(output) if n_samples is None else ShapleyValueSampling(output)

@@ -107,34 +107,39 @@ class MultimodalDataset(Dataset):
         subset.mask, subset.targets, subset.n_removed = self.mask[positions], self.targets[positions], 0
         return subset
 
-    def with_missing(self, block: str, fraction: float, seed: int = 0) -> MultimodalDataset:
+    def with_missing(self, block: str | Sequence[str], fraction: float, seed: int = 0) -> MultimodalDataset:
         """A copy where ``block`` is masked (and zero-filled) for a random share of the samples that have it.
 
         Parameters
         ----------
-        block : str
+        block : str or sequence of str
+            One block, or several removed together from the same samples - e.g. ``("rna",
+            "methylation")``: a patient who was never sequenced at all.
         fraction : float in [0, 1]
-            Share of the samples that have ``block`` to draw; 1.0 draws all of them.
+            Share of the samples that have (any of) the block(s) to draw; 1.0 draws all of them.
         seed : int, default 0
 
         Returns
         -------
         MultimodalDataset
-            Its ``n_removed`` is the number of samples that actually lost the block: a drawn
-            sample whose only block it is keeps it, since a sample needs one block.
+            Its ``n_removed`` is the number of samples that actually lost the block(s): a drawn
+            sample left with no other block keeps them, since a sample needs one block.
         """
-        if block not in self.block_names:
-            raise KeyError(f"unknown block {block!r}: the blocks are {list(self.block_names)}")
+        names = [block] if isinstance(block, str) else list(block)
+        unknown = [name for name in names if name not in self.block_names]
+        if unknown or not names:
+            raise KeyError(f"unknown block(s) {unknown or names!r}: the blocks are {list(self.block_names)}")
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"fraction must be in [0, 1], got {fraction}")
-        column = self.block_names.index(block)
-        has = np.flatnonzero(self.mask[:, column] > 0)
+        columns = [self.block_names.index(name) for name in names]
+        has = np.flatnonzero(self.mask[:, columns].sum(axis=1) > 0)
         drawn = np.random.default_rng(seed).choice(has, size=int(round(fraction * len(has))), replace=False)
-        others = np.delete(self.mask, column, axis=1).sum(axis=1) > 0
+        others = np.delete(self.mask, columns, axis=1).sum(axis=1) > 0
         removed = np.sort(drawn[others[drawn]])
-        copied = self.subset(np.arange(len(self)))
-        copied.mask[removed, column] = 0.0
-        copied.values[block][removed] = 0.0
+        copied = self.subset(np.arange(len(self)))  # fancy indexing: new arrays
+        for column, name in zip(columns, names):
+            copied.mask[removed, column] = 0.0
+            copied.values[name][removed] = 0.0
         copied.n_removed = len(removed)
         return copied
 

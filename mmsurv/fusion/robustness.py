@@ -1,9 +1,9 @@
 """Scoring a trained fusion model when modalities go missing at test time, and the figure of it.
 
 In practice a patient arrives without a methylation array, or with a slide that failed
-quality control. :func:`missing_modality_table` removes one modality from a growing share of
-the test samples (0, 25, 50, 100%) and scores each model on what is left - typically a model
-trained with modality dropout against one trained without.
+quality control. :func:`missing_modality_table` removes one modality (or several together)
+from a growing share of the test samples (0, 25, 50, 100%) and scores each model on what is
+left - typically a model trained with modality dropout against one trained without.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def missing_modality_table(
     dataset: MultimodalDataset,
     scores: Mapping[str, Callable[[np.ndarray, np.ndarray], float]],
     *,
-    blocks: Sequence[str],
+    blocks: Sequence[str | Sequence[str]],
     fractions: Sequence[float] = (0.0, 0.25, 0.5, 1.0),
     n_repeats: int = 3,
     probabilities: bool = True,
@@ -46,8 +46,10 @@ def missing_modality_table(
         ``score(targets, outputs) -> float``, higher is better: e.g. ``{"macro_auc": ...,
         "neg_log_loss": ...}``. A ranking score (AUC) can stay put while the predictions lose
         their calibration; the log-loss sees that.
-    blocks : sequence of str
-        The blocks to remove, one at a time.
+    blocks : sequence of str or of tuples of str
+        The blocks to remove, one entry at a time; a tuple removes its blocks together from the
+        same samples (``("rna", "methylation")``: a patient with no molecular data at all), and
+        is labelled ``"rna+methylation"`` in the table.
     fractions : sequence of float, default (0, 0.25, 0.5, 1)
         Share of the samples that have the block to remove it from (see
         :meth:`MultimodalDataset.with_missing`; a sample is never left with no block).
@@ -67,6 +69,7 @@ def missing_modality_table(
     """
     rows = []
     for block in blocks:
+        label = block if isinstance(block, str) else "+".join(block)
         for fraction in fractions:
             repeats = 1 if fraction in (0.0, 1.0) else n_repeats
             for repeat in range(repeats):
@@ -75,7 +78,7 @@ def missing_modality_table(
                     for model in [replicates] if isinstance(replicates, MultimodalModel) else replicates:
                         outputs = predict_fusion(model, scored, device=device, probabilities=probabilities)
                         values = {metric: function(scored.targets, outputs) for metric, function in scores.items()}
-                        rows.append({"model": name, "missing": block, "fraction": fraction, "n_removed": scored.n_removed, **values})
+                        rows.append({"model": name, "missing": label, "fraction": fraction, "n_removed": scored.n_removed, **values})
     summary = pd.DataFrame(rows).groupby(["model", "missing", "fraction"], sort=False).mean().reset_index()
     keys = pd.MultiIndex.from_frame(summary[["model", "missing"]])
     for metric in scores:
