@@ -131,7 +131,7 @@ def _api(source: dict[str, Any], overrides: dict[str, str]) -> str:
 
 def _resolve_gdc_files(source: dict[str, Any], overrides: dict[str, str]) -> list[RemoteFile]:
     api = _api(source, overrides)
-    fields = "file_id,file_name,file_size,md5sum,data_type,cases.submitter_id,cases.samples.submitter_id,cases.samples.sample_type"
+    fields = "file_id,file_name,file_size,md5sum,data_type,cases.submitter_id,cases.project.project_id,cases.samples.submitter_id,cases.samples.sample_type"
     files, offset, page = [], 0, int(source.get("page_size", 500))
     while True:
         query = urllib.parse.urlencode({"filters": json.dumps(source["filters"]), "fields": fields, "format": "JSON", "size": page, "from": offset})
@@ -152,6 +152,7 @@ def _resolve_gdc_files(source: dict[str, Any], overrides: dict[str, str]) -> lis
                         "file_name": hit["file_name"],
                         "data_type": hit.get("data_type", ""),
                         "case_id": case.get("submitter_id", ""),
+                        "project_id": (case.get("project") or {}).get("project_id", ""),  # a GDC sample sheet's "Project ID"
                         "sample_id": samples[0].get("submitter_id", ""),
                         "sample_type": samples[0].get("sample_type", ""),
                     },

@@ -30,6 +30,8 @@ class ServedFile:
     listed_md5: str | None = None  # what /files claims; None = the true md5
     cut_times: int = 0  # hang up half-way through this many GET requests
     gone: bool = False  # listed by /files, but /data answers 404
+    project: str = ""  # the case's project, e.g. "TCGA-LUAD"
+    sample_type: str = "Primary Tumor"
 
     @property
     def md5(self) -> str:
@@ -133,7 +135,13 @@ def _handler(archive: FakeArchive) -> type[BaseHTTPRequestHandler]:
                         "file_size": len(f.data),
                         "md5sum": f.md5,
                         "data_type": f.data_type,
-                        "cases": [{"submitter_id": f.case, "samples": [{"submitter_id": f.sample, "sample_type": "Primary Tumor"}]}],
+                        "cases": [
+                            {
+                                "submitter_id": f.case,
+                                "project": {"project_id": f.project},
+                                "samples": [{"submitter_id": f.sample, "sample_type": f.sample_type}],
+                            }
+                        ],
                     }
                     for f in hits[start : start + size]
                 ]

@@ -310,3 +310,39 @@ def test_lung_fusion_notebook_keeps_every_patient_in_one_split(lung_fusion_run):
     for role, units in list(fitted["tile_classifier_fitted_on"].items()) + list(fitted["fusion_fitted_on"].items()):
         assert not {u.rsplit("-", 1)[0] for u in units} & held_out, role
     assert {u.rsplit("-", 1)[0] for u in fitted["fusion_fitted_on"]["train"]} <= set(patients["train"])
+
+
+@pytest.mark.notebooks
+def test_lung_fusion_notebook_reads_fetched_tcga_luad_and_lusc_folders(virtual_files, tmp_path):
+    """data_source="tcga": the same cells read two folders made by `mmsurv fetch tcga-luad` / `tcga-lusc` (from local GDC stand-ins)."""
+    import pandas as pd
+    from fake_archive import FakeArchive, RunningArchive
+
+    from mmsurv.environment import PROJECT_ROOT
+    from mmsurv.fetch import fetch_manifest
+    from mmsurv.io.gdc import read_sample_sheet
+
+    cohort = virtual_files["lung_tcga"]
+    sheet = read_sample_sheet(cohort.sample_sheet)
+    clinical = pd.read_csv(cohort.gdc / "clinical.tsv", sep="\t", dtype=str)
+    for subtype in ("LUAD", "LUSC"):  # one archive per project, as the GDC answers a project's query
+        rows = sheet[sheet["project_id"].str.endswith(subtype)]
+        cases = clinical[clinical["project.project_id"].str.endswith(subtype)]
+        archive = FakeArchive(cases_tsv=cases.to_csv(sep="\t", index=False))
+        for _, row in rows.iterrows():
+            path = cohort.gdc / row["file_id"] / row["file_name"]
+            archive.add_file(
+                row["file_id"], path, row["data_type"], row["case_id"], row["sample_id"], project=row["project_id"], sample_type=row["sample_type"]
+            )
+        with RunningArchive(archive) as server:
+            manifest = PROJECT_ROOT / "data_manifests" / f"tcga-{subtype.lower()}.toml"
+            fetch_manifest(manifest, tmp_path / "tcga" / f"tcga-{subtype.lower()}", api_overrides={"gdc": server.url}, progress=False)
+    results = tmp_path / "results"
+    parameters = {"data_source": "tcga", "data_dir": str(tmp_path / "tcga")}
+    (run,) = run_notebooks(["03"], smoke=True, parameters=parameters, results_root=results, progress_bar=False, cell_timeout=600)
+    assert run.status == "ok", run.error
+    metrics = json.loads((results / "03_lung_multiclass_fusion" / "metrics.json").read_text())["metrics"]
+    assert {label for split in metrics["n_units"].values() for label in split} == {"LUAD", "LUSC", "normal"}  # normals from sample type 11
+    assert metrics["macro_auc_fused"] > 0.9
+    assert not any("oracle" in name for name in metrics["macro_auc_by_model"])  # real data has no planted truth
+    assert not any("oracle" in name for name in metrics["risk_staging"])
