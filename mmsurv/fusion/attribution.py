@@ -70,7 +70,8 @@ def modality_attribution(
     DataFrame
         Rows are ``dataset.sample_ids``, columns the block names; values are in units of the
         model output (the logit of ``target`` for a classifier, or its log-probability with
-        ``log_probability``; the logit for a binary model; the log-hazard for Cox). ``result.attrs["reference"]`` holds the reference.
+        ``log_probability``; the logit for a binary model; the log-hazard for Cox).
+        ``result.attrs["reference"]`` holds the reference.
 
     Notes
     -----
@@ -78,18 +79,21 @@ def modality_attribution(
     is defined as the *reference*, by default the model's average output over ``dataset``,
     each sample with the modalities it has (with every modality present for every sample,
     the mean output of the model with all modalities present) - the expected value SHAP
-    explanations start from. Pass ``dataset`` samples of every class, not of one: over the
-    units of one class, that mean already holds the answer, and every modality then seems to
-    pull the output *down* toward what it alone can say. For a multiclass model prefer
-    ``log_probability`` with the class prior as ``reference``. So for every sample
+    explanations start from - or, with ``log_probability``, log(1/K). So for every sample
 
     ``attributions.sum(axis=1) + reference == model output``   (efficiency)
 
-    and a modality's value says how far it moved this sample's output away from the cohort's
-    average, alone and together with the others. A sample's missing modalities are masked in
+    and a modality's value says how far it moved this sample's output away from the
+    reference, alone and together with the others. A sample's missing modalities are masked in
     the input and in the baseline alike, so they cannot change anything and get exactly 0;
     coalitions holding none of a sample's modalities are empty for it and get the reference.
     The model is run in evaluation mode (no dropout, no modality dropout).
+
+    Choose the reference with care. The default mean is over ``dataset``: give it samples of
+    every class, not of one - over the samples of one class that mean already holds the
+    answer, and every modality then seems to pull the output *down* to what it alone can say.
+    For a multiclass model prefer ``log_probability`` with the class's training prior as
+    ``reference``.
 
     References
     ----------
