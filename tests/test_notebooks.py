@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -138,23 +139,33 @@ def test_every_notebook_has_a_test():
     assert {p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")} <= tested
 
 
-@pytest.mark.notebooks
-def test_breast_notebook_reads_a_fetched_gdc_folder(virtual_files, tmp_path):
-    """data_source="tcga": the same cells read a folder made by `mmsurv fetch tcga-brca` (here from a local GDC stand-in)."""
+def _fetch_from_gdc_stand_in(gdc: Path, rows, cases_tsv: str, manifest: str, destination: Path, *, with_projects: bool = False) -> None:
+    """`mmsurv fetch <manifest>` into ``destination``, served by a local GDC stand-in holding the sheet ``rows``' files under ``gdc``.
+
+    ``with_projects``: the stand-in also serves each file's project and sample type (from the sheet).
+    """
     from fake_archive import FakeArchive, RunningArchive
 
     from mmsurv.environment import PROJECT_ROOT
     from mmsurv.fetch import fetch_manifest
+
+    archive = FakeArchive(cases_tsv=cases_tsv)
+    for _, row in rows.iterrows():
+        path = gdc / row["file_id"] / row["file_name"]
+        options = {"project": row["project_id"], "sample_type": row["sample_type"]} if with_projects else {}
+        archive.add_file(row["file_id"], path, row["data_type"], row["case_id"], row["sample_id"], **options)
+    with RunningArchive(archive) as server:
+        fetch_manifest(PROJECT_ROOT / "data_manifests" / f"{manifest}.toml", destination, api_overrides={"gdc": server.url}, progress=False)
+
+
+@pytest.mark.notebooks
+def test_breast_notebook_reads_a_fetched_gdc_folder(virtual_files, tmp_path):
+    """data_source="tcga": the same cells read a folder made by `mmsurv fetch tcga-brca` (here from a local GDC stand-in)."""
     from mmsurv.io.gdc import read_sample_sheet
 
     cohort = virtual_files["brca"]
-    sheet = read_sample_sheet(cohort.sample_sheet)
-    archive = FakeArchive(cases_tsv=(cohort.gdc / "clinical.tsv").read_text())
-    for _, row in sheet.iterrows():
-        archive.add_file(row["file_id"], cohort.gdc / row["file_id"] / row["file_name"], row["data_type"], row["case_id"], row["sample_id"])
     fetched = tmp_path / "tcga-brca"
-    with RunningArchive(archive) as server:
-        fetch_manifest(PROJECT_ROOT / "data_manifests" / "tcga-brca.toml", fetched, api_overrides={"gdc": server.url}, progress=False)
+    _fetch_from_gdc_stand_in(cohort.gdc, read_sample_sheet(cohort.sample_sheet), (cohort.gdc / "clinical.tsv").read_text(), "tcga-brca", fetched)
     results = tmp_path / "results"
     (run,) = run_notebooks(
         ["01"], smoke=True, parameters={"data_source": "tcga", "data_dir": str(fetched)}, results_root=results, progress_bar=False, cell_timeout=600
@@ -316,27 +327,18 @@ def test_lung_fusion_notebook_keeps_every_patient_in_one_split(lung_fusion_run):
 def test_lung_fusion_notebook_reads_fetched_tcga_luad_and_lusc_folders(virtual_files, tmp_path):
     """data_source="tcga": the same cells read two folders made by `mmsurv fetch tcga-luad` / `tcga-lusc` (from local GDC stand-ins)."""
     import pandas as pd
-    from fake_archive import FakeArchive, RunningArchive
 
-    from mmsurv.environment import PROJECT_ROOT
-    from mmsurv.fetch import fetch_manifest
     from mmsurv.io.gdc import read_sample_sheet
 
     cohort = virtual_files["lung_tcga"]
     sheet = read_sample_sheet(cohort.sample_sheet)
     clinical = pd.read_csv(cohort.gdc / "clinical.tsv", sep="\t", dtype=str)
     for subtype in ("LUAD", "LUSC"):  # one archive per project, as the GDC answers a project's query
+        cases = clinical[clinical["project.project_id"].str.endswith(subtype)].to_csv(sep="\t", index=False)
         rows = sheet[sheet["project_id"].str.endswith(subtype)]
-        cases = clinical[clinical["project.project_id"].str.endswith(subtype)]
-        archive = FakeArchive(cases_tsv=cases.to_csv(sep="\t", index=False))
-        for _, row in rows.iterrows():
-            path = cohort.gdc / row["file_id"] / row["file_name"]
-            archive.add_file(
-                row["file_id"], path, row["data_type"], row["case_id"], row["sample_id"], project=row["project_id"], sample_type=row["sample_type"]
-            )
-        with RunningArchive(archive) as server:
-            manifest = PROJECT_ROOT / "data_manifests" / f"tcga-{subtype.lower()}.toml"
-            fetch_manifest(manifest, tmp_path / "tcga" / f"tcga-{subtype.lower()}", api_overrides={"gdc": server.url}, progress=False)
+        _fetch_from_gdc_stand_in(
+            cohort.gdc, rows, cases, f"tcga-{subtype.lower()}", tmp_path / "tcga" / f"tcga-{subtype.lower()}", with_projects=True
+        )
     results = tmp_path / "results"
     parameters = {"data_source": "tcga", "data_dir": str(tmp_path / "tcga")}
     (run,) = run_notebooks(["03"], smoke=True, parameters=parameters, results_root=results, progress_bar=False, cell_timeout=600)
