@@ -302,7 +302,7 @@ def test_lung_fusion_notebook_scores_units_with_a_modality_removed(lung_fusion_r
     no_omics = table[(table["missing"] == "rna+methylation") & (table["fraction"] == 1.0)].set_index("model")
     dropout = no_omics[no_omics.index.str.startswith("modality dropout")].iloc[0]
     plain = no_omics.loc["no modality dropout"]
-    assert dropout["macro_auc_loss"] < plain["macro_auc_loss"]
+    assert dropout["macro_auc_loss"] < plain["macro_auc_loss"] - 0.015  # lowest margin at seeds 0-4: 0.036
     assert dropout["neg_log_loss"] > plain["neg_log_loss"] - 0.05  # and its probabilities no worse
     assert dropout["macro_auc"] > 0.65  # about the image-only model's level
     # Not asserted: which model loses less with one block removed. The units that matter then are the
