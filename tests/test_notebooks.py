@@ -135,7 +135,13 @@ def test_breast_notebook_keeps_every_patient_slide_and_tile_in_one_split(breast_
 
 
 def test_every_notebook_has_a_test():
-    tested = {"00_survival_primer", "01_breast_proliferation_wsi", "02_lung_ct_3dcnn_prognosis", "03_lung_multiclass_fusion"}
+    tested = {
+        "00_survival_primer",
+        "01_breast_proliferation_wsi",
+        "02_lung_ct_3dcnn_prognosis",
+        "03_lung_multiclass_fusion",
+        "04_cervical_os_multimodal",
+    }
     assert {p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")} <= tested
 
 
@@ -348,3 +354,50 @@ def test_lung_fusion_notebook_reads_fetched_tcga_luad_and_lusc_folders(virtual_f
     assert metrics["macro_auc_fused"] > 0.9
     assert not any("oracle" in name for name in metrics["macro_auc_by_model"])  # real data has no planted truth
     assert not any("oracle" in name for name in metrics["risk_staging"])
+
+
+@pytest.fixture(scope="module")
+def cervical_os_run(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    (run,) = run_notebooks(["04"], smoke=True, results_root=results, progress_bar=False, cell_timeout=600)
+    assert run.status == "ok", run.error
+    return json.loads((results / "04_cervical_os_multimodal" / "metrics.json").read_text())
+
+
+@pytest.mark.notebooks
+def test_cervical_os_notebook_beats_its_permuted_control_without_beating_the_oracle(cervical_os_run):
+    metrics = cervical_os_run["metrics"]
+    fused, permuted, oracle = metrics["auc_external_fused"], metrics["auc_permuted"], metrics["oracle_auc_external"]
+    assert fused > permuted + 0.1
+    assert fused < oracle + 0.05  # ~50 labelled external patients: a model cannot beat the planted risk beyond noise
+    assert abs(permuted - 0.5) < 0.15  # the mean of n_permutations retrained ensembles
+    assert set(cervical_os_run["headline"]) == {"AUC external fused", "AUC external clinical", "AUC oracle", "permuted control"}
+    for key in ("auc_external_fused", "auc_external_clinical", "auc_permuted", "oracle_auc_external", "auc_external_leaky_selection"):
+        assert isinstance(metrics[key], float)
+
+
+@pytest.mark.notebooks
+def test_cervical_os_notebook_recovers_planted_genes_and_shows_selection_leakage(cervical_os_run):
+    metrics = cervical_os_run["metrics"]
+    recovery = metrics["selection_recovery"]
+    # smoke seeds 0-2: precision 0.09 / 1.00 / ... (3 of 33, 1 of 1 selected) vs chance 0.028 / 0.027 / ...
+    assert recovery["precision"] > 2 * recovery["chance_precision"] and recovery["n_true_positive"] >= 1
+    assert set(metrics["selected_genes"]) <= set(metrics["candidate_genes"])
+    demo = metrics["leakage_demo_shuffled_outcome"]  # a shuffled outcome: only the leaky estimate finds "signal"
+    assert abs(demo["selection inside each fold (nested)"] - 0.5) < 0.2
+    assert demo["selection on all, then CV (leaky)"] > demo["selection inside each fold (nested)"] + 0.1
+
+
+@pytest.mark.notebooks
+def test_cervical_os_notebook_keeps_splits_apart_and_drops_unlabelled_patients(cervical_os_run):
+    metrics = cervical_os_run["metrics"]
+    splits = metrics["splits"]
+    every = [p for ids in splits.values() for p in ids]
+    assert len(every) == len(set(every))  # no patient in two splits
+    external_sites = cervical_os_run["parameters"]["external_sites"]
+    assert {p.split("-")[1] for p in splits["external"]} == set(external_sites)
+    assert not {p.split("-")[1] for p in splits["train"] + splits["validation"]} & set(external_sites)
+    n_unlabelled = metrics["label_counts"]["censored before 3 y"]
+    assert n_unlabelled > 0 and metrics["label_counts"]["ST"] > 0 and metrics["label_counts"]["LT"] > 0
+    # the AUCs count only labelled external patients: fewer than the external centre holds
+    assert metrics["auc_table"]["fused (image + mutations + clinical)"]["n"] < len(splits["external"])

@@ -140,3 +140,27 @@ def test_kaplan_meier_plot_draws_each_group():
     ax = stats.plot_kaplan_meier(rossi.week, rossi.arrest, rossi.fin.map({0: "no aid", 1: "aid"}), time_unit="weeks")
     labels = [text.get_text() for text in ax.get_legend().get_texts()]
     assert any(label.startswith("aid") for label in labels) and any(label.startswith("no aid") for label in labels)
+
+
+def test_selection_helpers_find_planted_features_and_refit_selection_inside_folds():
+    from mmsurv.metrics import concordance_index
+    from mmsurv.stats import cross_validated_risk, frequent_features, selection_recovery, selection_stability
+
+    rng = np.random.default_rng(3)
+    n, p = 200, 40
+    x = pd.DataFrame((rng.random((n, p)) < 0.25).astype(float), columns=[f"g{k}" for k in range(p)], index=[f"P{k}" for k in range(n)])
+    log_hazard = 1.2 * x["g0"] - 1.2 * x["g1"]
+    time = rng.exponential(1 / np.exp(log_hazard))
+    censor = rng.exponential(2.0, n)
+    event, time = (time <= censor).astype(int), np.minimum(time, censor)
+    assert frequent_features(x.assign(rare=0.0), x.index[:100], 5) == list(x.columns)  # "rare" never mutated
+    fit = stats.fit_lasso_cox(x, time, event, seed=0, one_standard_error=True)
+    frequency = selection_stability(x, time, event, alpha=fit.alpha, n_bootstrap=20, seed=0)
+    assert set(frequency.index[:2]) == {"g0", "g1"} and frequency[["g0", "g1"]].min() > 0.9
+    recovery = selection_recovery(fit.selected, ["g0", "g1", "not_a_candidate"], x.columns)
+    assert recovery["recall"] == 1.0 and recovery["n_findable"] == 2 and recovery["chance_precision"] == 2 / p
+    with pytest.raises(ValueError, match="not candidates"):
+        selection_recovery(["elsewhere"], ["g0"], x.columns)
+    risk, per_fold = cross_validated_risk(x, time, event, seed=0)
+    assert len(per_fold) == 5 and not np.isnan(risk).any()
+    assert concordance_index(time, event, risk) > 0.65

@@ -315,6 +315,7 @@ def read_gdc_clinical(path: str | os.PathLike) -> pd.DataFrame:
         ``patient`` (the case's submitter id, a TCGA patient barcode), ``case_id``,
         ``project``, ``vital_status``, ``os_time`` (days), ``os_event`` (1.0 death, 0.0
         censored; both NaN when unknown), and ``age``, ``gender``, ``stage``, ``figo_stage``,
+        ``grade`` (``tumor_grade``, e.g. "G2"), ``histology`` (``primary_diagnosis``),
         ``smoking_status`` and ``pack_years`` (the exposure fields) where present.
 
     Raises
@@ -350,6 +351,8 @@ def read_gdc_clinical(path: str | os.PathLike) -> pd.DataFrame:
         ("gender", "gender"),
         ("ajcc_pathologic_stage", "stage"),
         ("figo_stage", "figo_stage"),
+        ("tumor_grade", "grade"),
+        ("primary_diagnosis", "histology"),
         ("tobacco_smoking_status", "smoking_status"),
         ("pack_years_smoked", "pack_years"),
     )
@@ -364,7 +367,7 @@ def read_gdc_clinical(path: str | os.PathLike) -> pd.DataFrame:
             "vital_status": "first",
             "days_to_death": "max",
             "days_to_last_follow_up": "max",
-            **{c: "first" for c in ("age", "gender", "stage", "figo_stage", "smoking_status", "pack_years") if c in table},
+            **{c: "first" for c in ("age", "gender", "stage", "figo_stage", "grade", "histology", "smoking_status", "pack_years") if c in table},
         }
     )
     status = cases["vital_status"].str.strip().str.lower()

@@ -6,6 +6,7 @@ from .calibration import calibration_at_time, plot_calibration
 from .cox import CoxResult, RiskCutoff, fit_cox, fit_risk_cutoff, high_vs_low_hazard_ratio, proportional_hazards_check
 from .kaplan_meier import LogRankResult, logrank, plot_kaplan_meier, survival_at
 from .lasso_cox import LassoCoxResult, fit_lasso_cox
+from .selection import concordance_screen, cross_validated_risk, frequent_features, selection_recovery, selection_stability
 
 __all__ = [
     "CoxResult",
@@ -21,5 +22,10 @@ __all__ = [
     "plot_calibration",
     "plot_kaplan_meier",
     "proportional_hazards_check",
+    "concordance_screen",
+    "cross_validated_risk",
+    "frequent_features",
+    "selection_recovery",
+    "selection_stability",
     "survival_at",
 ]

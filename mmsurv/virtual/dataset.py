@@ -66,6 +66,8 @@ __all__ = [
     "default_data_dir",
     "GENERATOR_VERSION",
     "generator_fingerprint",
+    "CESC_PROGNOSTIC_GENES",
+    "CESC_HISTOLOGY",
 ]
 
 #: Bump when a cohort's files change for a reason outside the generator's own sources (e.g. a
@@ -563,9 +565,10 @@ def _concatenate_tables(parts: list[Path], target: Path) -> None:
         part.unlink()
 
 
-def _write_mutations(gdc: Path, truth: pd.DataFrame, seed: int, project_of: Callable[[str], str]) -> list[dict[str, str]]:
+def _write_mutations(gdc: Path, truth: pd.DataFrame, seed: int, project_of: Callable[[str], str], **options: Any) -> list[dict[str, str]]:
+    """One masked MAF per patient of ``truth``; ``options`` go to :func:`simulate_mutations`."""
     factors = truth.set_index("patient_id")[["proliferation", "immune", "invasion"]]
-    variants = simulate_mutations(factors, seed=seed + 3)
+    variants = simulate_mutations(factors, seed=seed + 3, **options)
     rows = []
     for number, patient in enumerate(truth["patient_id"]):
         tumour, normal = f"{patient}-01A-11D-A{number % 1000:03d}-09", f"{patient}-10A-01D-A{number % 1000:03d}-09"
@@ -587,11 +590,57 @@ def _write_mutations(gdc: Path, truth: pd.DataFrame, seed: int, project_of: Call
     return rows
 
 
+#: Prognostic mutations planted in the ``cesc`` cohort: gene -> (log-hazard ratio of death when
+#: mutated, share of patients mutated). The first three are the genes the abstract of Shen et al.
+#: (2026) names among its LASSO-Cox selection; here their effect is planted, not measured.
+CESC_PROGNOSTIC_GENES: dict[str, tuple[float, float]] = {
+    "RGR": (1.2, 0.22),
+    "DBN1": (1.1, 0.2),
+    "CALCR": (1.0, 0.22),
+    "FAT1": (1.0, 0.25),
+    "NOTCH1": (-1.1, 0.25),
+    "ERBB3": (-1.0, 0.22),
+}
+#: Histologies of the ``cesc`` cohort (GDC ``primary_diagnosis``): share and log-hazard ratio.
+CESC_HISTOLOGY: dict[str, tuple[float, float]] = {
+    "Squamous cell carcinoma, NOS": (0.75, 0.0),
+    "Adenocarcinoma, NOS": (0.2, 0.3),
+    "Adenosquamous carcinoma": (0.05, 0.3),
+}
+#: Patients of the ``cesc`` cohort: the paper's 119 TCGA + 53 external patients, from three
+#: centres (one plays the external hospital, and notebook 05 uses all three).
+_CESC_PATIENTS = 172
+#: Non-silent mutations in genes without any planted role, among which selection must search.
+_CESC_NEUTRAL_GENES = 300
+
+
+def _cesc_patients(seed: int) -> pd.DataFrame:
+    """Cervical cancer patients: planted prognostic mutations and histology, heavy early censoring."""
+    rng = np.random.default_rng(seed + 21)
+    n = _CESC_PATIENTS
+    mutated = pd.DataFrame({g: rng.random(n) < share for g, (_, share) in CESC_PROGNOSTIC_GENES.items()}).astype(int)
+    names, (shares, log_hr) = list(CESC_HISTOLOGY), zip(*CESC_HISTOLOGY.values())
+    histology = rng.choice(len(names), size=n, p=np.asarray(shares))
+    extra = mutated.to_numpy() @ np.array([b for b, _ in CESC_PROGNOSTIC_GENES.values()]) + np.asarray(log_hr)[histology]
+    # TCGA-CESC follows many patients for only a year or two: a tenth lost to follow-up per year
+    cohort = simulate_cohort(n, seed=seed, n_centres=3, median_survival_years=8.0, loss_to_follow_up_per_year=0.1, extra_log_hazard=extra)
+    truth = cohort.patients.copy()
+    truth["gender"] = "female"
+    truth["histology"] = np.asarray(names)[histology]
+    truth["has_slide"] = rng.random(n) < 0.94
+    truth["has_maf"] = rng.random(n) < 0.92
+    for gene in CESC_PROGNOSTIC_GENES:
+        truth[f"mutated_{gene}"] = mutated[gene].to_numpy()
+    return truth
+
+
 def _write_cesc(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.DataFrame:
-    truth = _gdc_cohort(seed, size.n_patients, sex_female=1.0)
+    truth = _cesc_patients(seed)
     gdc = root / "gdc"
-    rows = _write_slides(gdc, truth, size, seed, pool, "VIRT-CESC")
-    rows += _write_mutations(gdc, truth, seed, lambda _: "VIRT-CESC")
+    rows = _write_slides(gdc, truth[truth["has_slide"]], size, seed, pool, "VIRT-CESC")
+    sequenced = truth[truth["has_maf"]]
+    planted = sequenced.set_index("patient_id")[[f"mutated_{g}" for g in CESC_PROGNOSTIC_GENES]].set_axis(list(CESC_PROGNOSTIC_GENES), axis=1)
+    rows += _write_mutations(gdc, sequenced, seed, lambda _: "VIRT-CESC", planted=planted, n_neutral_genes=_CESC_NEUTRAL_GENES)
     write_gdc_clinical(gdc / "clinical.tsv", truth, project="VIRT-CESC", stage_field="figo_stage", seed=seed)
     write_sample_sheet(root / "gdc_sample_sheet.tsv", pd.DataFrame(rows))
     gains = {centre: g for centre, g in zip(sorted(truth["centre"].unique()), (0.8, 1.0, 1.25, 1.5))}

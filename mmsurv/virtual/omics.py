@@ -179,15 +179,42 @@ def write_methylation_betas(path: str | os.PathLike, betas: pd.Series) -> Path:
     return Path(path)
 
 
-def simulate_mutations(factors: pd.DataFrame, *, seed: int, passengers_per_sample: float = 6.0) -> pd.DataFrame:
+def simulate_mutations(
+    factors: pd.DataFrame,
+    *,
+    seed: int,
+    passengers_per_sample: float = 6.0,
+    planted: pd.DataFrame | None = None,
+    n_neutral_genes: int = 0,
+) -> pd.DataFrame:
     """Variants of every sample: trait-driven drivers plus silent and non-coding passengers.
 
-    Returns a long table with ``sample``, ``Hugo_Symbol``, ``Variant_Classification``.
+    Parameters
+    ----------
+    factors : DataFrame
+        One row per sample, the latent traits as columns.
+    seed : int
+    passengers_per_sample : float, default 6.0
+        Mean number of silent / non-coding variants per sample (a reader must not count them).
+    planted : DataFrame of 0/1, optional
+        Samples x genes: prognostic mutations the caller drew (and gave a hazard ratio); each 1
+        becomes a non-silent variant of that gene.
+    n_neutral_genes : int, default 0
+        Genes ``VGENE0001``... that carry *non-silent* variants unrelated to any trait or to
+        outcome, each at its own rate (median about 5%): the many candidates among which a
+        feature selection has to find the planted genes.
+
+    Returns
+    -------
+    DataFrame
+        A long table with ``sample``, ``Hugo_Symbol``, ``Variant_Classification``.
     """
     rng = np.random.default_rng(seed)
     rows = []
     classes, weights = zip(*_NON_SILENT_MIX.items())
     weights = np.asarray(weights) / np.sum(weights)
+    neutral = [f"VGENE{i:04d}" for i in range(1, n_neutral_genes + 1)]
+    neutral_rate = np.clip(np.random.default_rng(seed + 1).beta(1.5, 20.0, size=n_neutral_genes), 0.01, 0.3)
     for sample, traits in factors.iterrows():
         for gene, (trait, slope, base) in DRIVER_GENES.items():
             logit = np.log(base / (1 - base)) + slope * float(traits.get(trait, 0.0))
@@ -196,6 +223,12 @@ def simulate_mutations(factors: pd.DataFrame, *, seed: int, passengers_per_sampl
         for _ in range(rng.poisson(passengers_per_sample)):
             gene = str(rng.choice(list(DRIVER_GENES) + [f"VGENE{i:04d}" for i in range(1, 41)]))
             rows.append((sample, gene, str(rng.choice(_PASSENGER_CLASSES))))
+        if n_neutral_genes:
+            for gene in np.asarray(neutral)[rng.random(n_neutral_genes) < neutral_rate]:
+                rows.append((sample, str(gene), str(rng.choice(classes, p=weights))))
+        if planted is not None and sample in planted.index:
+            for gene in planted.columns[planted.loc[sample].to_numpy() > 0]:
+                rows.append((sample, str(gene), str(rng.choice(classes, p=weights))))
     return pd.DataFrame(rows, columns=["sample", "Hugo_Symbol", "Variant_Classification"])
 
 

@@ -120,6 +120,7 @@ def simulate_cohort(
     accrual_years: float = 5.0,
     study_years: float = 10.0,
     loss_to_follow_up_per_year: float = 0.03,
+    extra_log_hazard: np.ndarray | None = None,
 ) -> VirtualCohort:
     """Simulate a virtual cohort with planted prognostic signal.
 
@@ -140,6 +141,9 @@ def simulate_cohort(
         ``study_years`` (administrative censoring).
     loss_to_follow_up_per_year : float, default 0.03
         Rate of random (non-informative) censoring.
+    extra_log_hazard : array of shape (n_patients,), optional
+        Added to every patient's ``true_risk`` before survival is drawn: prognostic factors
+        planted outside the latent traits, e.g. mutations with their own hazard ratio.
 
     Returns
     -------
@@ -149,6 +153,8 @@ def simulate_cohort(
         raise ValueError(f"n_patients must be between 10 and 36**4 (four base-36 digits), got {n_patients}")
     if n_centres < 1:
         raise ValueError(f"n_centres must be at least 1, got {n_centres}")
+    if extra_log_hazard is not None and np.shape(extra_log_hazard) != (n_patients,):
+        raise ValueError(f"extra_log_hazard must have shape ({n_patients},), got {np.shape(extra_log_hazard)}")
     rng = np.random.default_rng(seed)
     centre_index = rng.integers(0, n_centres, size=n_patients)
     traits = rng.multivariate_normal(np.zeros(3), _TRAIT_CORRELATION, size=n_patients)
@@ -175,6 +181,8 @@ def simulate_cohort(
         + PLANTED_LOG_HAZARD["invasion"] * invasion
         + PLANTED_LOG_HAZARD["age_per_decade"] * (age - 60) / 10
     )
+    if extra_log_hazard is not None:
+        true_risk = true_risk + np.asarray(extra_log_hazard, dtype=float)
     median_days = median_survival_years * DAYS_PER_YEAR
     weibull_scale = np.log(2) / median_days**weibull_shape
     death_time = _weibull_times(rng, true_risk, weibull_shape, weibull_scale)

@@ -33,7 +33,8 @@ def write_gdc_clinical(path: str | os.PathLike, patients: pd.DataFrame, *, proje
     """Write a GDC cart-style ``clinical.tsv`` (several rows per case, prefixed columns).
 
     ``patients`` needs ``patient_id``, ``age``, ``stage``, ``time``, ``event`` and
-    ``gender``; ``stage_field`` is ``"ajcc_pathologic_stage"`` or ``"figo_stage"``. With
+    ``gender`` (``grade`` and ``histology`` are written when present); ``stage_field`` is
+    ``"ajcc_pathologic_stage"`` or ``"figo_stage"``. With
     ``smoking_status`` (and ``pack_years``) columns, the exposure fields are written too.
     """
     rng = np.random.default_rng(seed)
@@ -60,6 +61,7 @@ def write_gdc_clinical(path: str | os.PathLike, patients: pd.DataFrame, *, proje
                     "diagnoses.days_to_last_follow_up": follow_up,
                     f"diagnoses.{stage_field}": stages[int(p["stage"])],
                     "diagnoses.tumor_grade": f"G{int(p['grade'])}" if "grade" in p else _MISSING,
+                    "diagnoses.primary_diagnosis": p["histology"] if "histology" in p else _MISSING,
                     "treatments.treatment_type": treatment,
                     **_exposures(p),
                 }
