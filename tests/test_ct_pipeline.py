@@ -15,7 +15,7 @@ from mmsurv.models import ct_cnn
 from mmsurv.radiology.ct_cubes import CubeSettings, extract_tumour_cubes, index_ct_scans, max_diameter_mm, tumour_cube
 from mmsurv.radiology.ct_prognosis import centre_split, ct_patient_table, death_probability, fit_cube_classifier, transfer_to
 from mmsurv.radiology.cube_data import CubeDataset, augment_cube, centre_crop
-from mmsurv.radiology.saliency3d import grad_cam_3d, gradient_saliency
+from mmsurv.radiology.saliency3d import grad_cam_3d, gradient_saliency, saliency_in_mask, saliency_sanity_check
 
 SMOKE = CubeSettings(spacing_mm=2.5, cube_mm=50.0, margin_mm=5.0)
 
@@ -224,6 +224,28 @@ def test_narrow_cnn_learns_a_planted_contrast_and_transfer_freezes_convolutions(
     cube = centre_crop(cubes[61], 12)
     for saliency in (grad_cam_3d(model, cube, model.convolutions[2]), gradient_saliency(model, cube, n_samples=2)):
         assert saliency.shape == (12, 12, 12) and 0.0 <= saliency.min() and saliency.max() <= 1.0
+
+
+def test_saliency_in_mask_and_the_untrained_network_check():
+    mask = np.zeros((4, 4, 4), bool)
+    mask[:2] = True  # half the cube
+    on_mask = mask.astype(float)
+    assert saliency_in_mask(on_mask, mask) == pytest.approx(2.0)  # all of the map in half the cube
+    assert saliency_in_mask(np.ones((4, 4, 4)), mask) == pytest.approx(1.0)  # no better than anywhere else
+    assert np.isnan(saliency_in_mask(on_mask, np.zeros_like(mask))) and np.isnan(saliency_in_mask(np.zeros((4, 4, 4)), mask))
+    with pytest.raises(ValueError, match="differ in shape"):
+        saliency_in_mask(on_mask, mask[:2])
+    cubes = np.random.default_rng(0).random((3, 12, 12, 12)).astype(np.float32)
+    masks = np.zeros(cubes.shape, bool)
+    masks[:, 4:8, 4:8, 4:8] = True
+    model = ct_cnn("narrow", seed=0)
+    same = saliency_sanity_check(model, ct_cnn("narrow", seed=0), cubes, masks)
+    assert list(same.columns) == ["enrichment_trained", "enrichment_untrained", "rank_correlation"] and len(same) == 3
+    # a network compared with its own weights draws the same map; another initialisation does not
+    np.testing.assert_allclose(same["rank_correlation"], 1.0)
+    assert (saliency_sanity_check(model, ct_cnn("narrow", seed=1), cubes, masks)["rank_correlation"] < 0.9).all()
+    with pytest.raises(ValueError, match="3 cubes but 2 masks"):
+        saliency_sanity_check(model, model, cubes, masks[:2])
 
 
 def test_two_year_label_leaves_out_patients_censored_before_two_years(lung):

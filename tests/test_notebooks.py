@@ -217,8 +217,13 @@ def test_lung_ct_notebook_predicts_two_year_survival_from_the_tumour_cube(lung_c
     split = lung_ct_run["split_patients"]
     assert set(split["test"]) == set(lung_ct_run["test_centre_patients"]) and len(split["test"]) >= 40
     assert not set(split["test"]) & (set(split["train"]) | set(split["tune"]) | set(lung_ct_run["training_patients"]))
-    # the network's "dead" saliency concentrates in the tumour, not in the air around it
-    assert lung_ct_run["saliency_enrichment_in_contour"] > 1.5
+    # the network's "dead" saliency falls on the tumour more than on the air around it (a map or
+    # contour misaligned with the cube gives about 1), but so does the same network's before training
+    # (Adebayo et al. 2018), so what training changed is checked by how little the two maps agree.
+    # Smoke seeds 0 / 1 / 2 here: in the contour 1.57 / 2.47 / 2.00 (untrained 1.82 / 1.61 / 1.63), rank
+    # correlation 0.63 / 0.61 / 0.63; the CI machine's seed 0 run trained to 1.36 (torch on another CPU)
+    assert lung_ct_run["saliency_enrichment_in_contour"] > 1.1 and lung_ct_run["saliency_enrichment_untrained"] > 1.0
+    assert lung_ct_run["saliency_rank_correlation_with_untrained"] < 0.85
 
 
 @pytest.mark.notebooks
@@ -403,3 +408,21 @@ def test_cervical_os_notebook_keeps_splits_apart_and_drops_unlabelled_patients(c
     assert n_unlabelled > 0 and metrics["label_counts"]["ST"] > 0 and metrics["label_counts"]["LT"] > 0
     # the AUCs count only labelled external patients: fewer than the external centre holds
     assert metrics["auc_table"]["fused (image + mutations + clinical)"]["n"] < len(splits["external"])
+
+
+@pytest.mark.notebooks
+def test_cervical_os_notebook_reads_a_fetched_tcga_cesc_folder(virtual_files, tmp_path):
+    """data_source="tcga": the same cells read a folder made by `mmsurv fetch tcga-cesc` (from a local GDC stand-in)."""
+    from mmsurv.io.gdc import read_sample_sheet
+
+    cohort = virtual_files["cesc"]
+    fetched = tmp_path / "tcga-cesc"
+    _fetch_from_gdc_stand_in(cohort.gdc, read_sample_sheet(cohort.sample_sheet), (cohort.gdc / "clinical.tsv").read_text(), "tcga-cesc", fetched)
+    results = tmp_path / "results"
+    parameters = {"data_source": "tcga", "data_dir": str(fetched), "n_permutations": 2, "n_stability": 10}
+    (run,) = run_notebooks(["04"], smoke=True, parameters=parameters, results_root=results, progress_bar=False, cell_timeout=600)
+    assert run.status == "ok", run.error
+    metrics = json.loads((results / "04_cervical_os_multimodal" / "metrics.json").read_text())["metrics"]
+    assert metrics["auc_external_fused"] > 0.55  # the planted signal is in the files, whoever reads them
+    assert metrics["selection_recovery"] is None and metrics["censoring_shortcut_oracle_auc"] is None  # real data: no planted truth
+    assert not any("oracle" in name for name in metrics["auc_table"])
