@@ -31,12 +31,17 @@ def test_notebook_is_committed_clean_with_parameters(path):
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
+def _run_smoke(number: str, results: Path, parameters: dict | None = None, *, cell_timeout: int = 600) -> tuple[dict, Path]:
+    """Run notebook ``number`` in smoke mode into ``results``: its metrics.json document and its results folder."""
+    (run,) = run_notebooks([number], smoke=True, parameters=parameters or {}, results_root=results, progress_bar=False, cell_timeout=cell_timeout)
+    assert run.status == "ok", run.error
+    folder = Path(run.output_dir)
+    return json.loads((folder / "metrics.json").read_text()), folder
+
+
 @pytest.fixture(scope="module")
 def primer_metrics(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    (run,) = run_notebooks(["00"], smoke=True, results_root=results, progress_bar=False, cell_timeout=300)
-    assert run.status == "ok", run.error
-    return json.loads((results / "00_survival_primer" / "metrics.json").read_text())
+    return _run_smoke("00", tmp_path_factory.mktemp("results"), cell_timeout=300)[0]
 
 
 @pytest.mark.notebooks
@@ -84,11 +89,7 @@ def test_primer_records_parameters_and_environment(primer_metrics):
 
 @pytest.fixture(scope="module")
 def breast_run(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    (run,) = run_notebooks(["01"], smoke=True, results_root=results, progress_bar=False, cell_timeout=600)
-    assert run.status == "ok", run.error
-    folder = results / "01_breast_proliferation_wsi"
-    return json.loads((folder / "metrics.json").read_text()), folder
+    return _run_smoke("01", tmp_path_factory.mktemp("results"))
 
 
 @pytest.mark.notebooks
@@ -172,22 +173,14 @@ def test_breast_notebook_reads_a_fetched_gdc_folder(virtual_files, tmp_path):
     cohort = virtual_files["brca"]
     fetched = tmp_path / "tcga-brca"
     _fetch_from_gdc_stand_in(cohort.gdc, read_sample_sheet(cohort.sample_sheet), (cohort.gdc / "clinical.tsv").read_text(), "tcga-brca", fetched)
-    results = tmp_path / "results"
-    (run,) = run_notebooks(
-        ["01"], smoke=True, parameters={"data_source": "tcga", "data_dir": str(fetched)}, results_root=results, progress_bar=False, cell_timeout=600
-    )
-    assert run.status == "ok", run.error
-    metrics = json.loads((results / "01_breast_proliferation_wsi" / "metrics.json").read_text())["metrics"]
+    metrics = _run_smoke("01", tmp_path / "results", {"data_source": "tcga", "data_dir": str(fetched)})[0]["metrics"]
     assert metrics["heldout_spearman_score"] >= 0.4
     assert not any("oracle" in key for key in metrics["correlations"])  # real data has no planted truth
 
 
 @pytest.fixture(scope="module")
 def lung_ct_run(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    (run,) = run_notebooks(["02"], smoke=True, results_root=results, progress_bar=False, cell_timeout=600)
-    assert run.status == "ok", run.error
-    return json.loads((results / "02_lung_ct_3dcnn_prognosis" / "metrics.json").read_text())["metrics"]
+    return _run_smoke("02", tmp_path_factory.mktemp("results"))[0]["metrics"]
 
 
 @pytest.mark.notebooks
@@ -250,12 +243,9 @@ def test_lung_ct_notebook_reads_a_tcia_folder(virtual_files, tmp_path):
         shutil.copytree(source / collection, fetched / collection)
     clinical = pd.read_csv(source / "NSCLC-Radiomics.clinical.csv")
     clinical.drop(columns="centre").to_csv(fetched / "NSCLC-Radiomics.clinical.csv", index=False)  # Lung1 is one centre
-    results = tmp_path / "results"
     # the folder layout and the single-centre split are under test here, not the network: 20 epochs suffice
     parameters = {"data_source": "tcia", "data_dir": str(fetched), "surgery_collection": "", "epochs": 20}
-    (run,) = run_notebooks(["02"], smoke=True, parameters=parameters, results_root=results, progress_bar=False, cell_timeout=600)
-    assert run.status == "ok", run.error
-    metrics = json.loads((results / "02_lung_ct_3dcnn_prognosis" / "metrics.json").read_text())["metrics"]
+    metrics = _run_smoke("02", tmp_path / "results", parameters)[0]["metrics"]
     assert set(metrics["auc_test"]) == {"3D CNN", "tumour volume alone", "clinical random forest"}  # real data has no planted truth
     assert metrics["test_centre_patients"] is None and not set(metrics["split_patients"]["test"]) & set(metrics["training_patients"])
     assert metrics["auc_test"]["3D CNN"]["estimate"] > 0.55
@@ -265,10 +255,7 @@ def test_lung_ct_notebook_reads_a_tcia_folder(virtual_files, tmp_path):
 
 @pytest.fixture(scope="module")
 def lung_fusion_run(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    (run,) = run_notebooks(["03"], smoke=True, results_root=results, progress_bar=False, cell_timeout=600)
-    assert run.status == "ok", run.error
-    return json.loads((results / "03_lung_multiclass_fusion" / "metrics.json").read_text())["metrics"]
+    return _run_smoke("03", tmp_path_factory.mktemp("results"))[0]["metrics"]
 
 
 @pytest.mark.notebooks
@@ -350,11 +337,7 @@ def test_lung_fusion_notebook_reads_fetched_tcga_luad_and_lusc_folders(virtual_f
         _fetch_from_gdc_stand_in(
             cohort.gdc, rows, cases, f"tcga-{subtype.lower()}", tmp_path / "tcga" / f"tcga-{subtype.lower()}", with_projects=True
         )
-    results = tmp_path / "results"
-    parameters = {"data_source": "tcga", "data_dir": str(tmp_path / "tcga")}
-    (run,) = run_notebooks(["03"], smoke=True, parameters=parameters, results_root=results, progress_bar=False, cell_timeout=600)
-    assert run.status == "ok", run.error
-    metrics = json.loads((results / "03_lung_multiclass_fusion" / "metrics.json").read_text())["metrics"]
+    metrics = _run_smoke("03", tmp_path / "results", {"data_source": "tcga", "data_dir": str(tmp_path / "tcga")})[0]["metrics"]
     assert {label for split in metrics["n_units"].values() for label in split} == {"LUAD", "LUSC", "normal"}  # normals from sample type 11
     assert metrics["macro_auc_fused"] > 0.9
     assert not any("oracle" in name for name in metrics["macro_auc_by_model"])  # real data has no planted truth
@@ -363,10 +346,7 @@ def test_lung_fusion_notebook_reads_fetched_tcga_luad_and_lusc_folders(virtual_f
 
 @pytest.fixture(scope="module")
 def cervical_os_run(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    (run,) = run_notebooks(["04"], smoke=True, results_root=results, progress_bar=False, cell_timeout=600)
-    assert run.status == "ok", run.error
-    return json.loads((results / "04_cervical_os_multimodal" / "metrics.json").read_text())
+    return _run_smoke("04", tmp_path_factory.mktemp("results"))[0]
 
 
 @pytest.mark.notebooks
@@ -418,11 +398,8 @@ def test_cervical_os_notebook_reads_a_fetched_tcga_cesc_folder(virtual_files, tm
     cohort = virtual_files["cesc"]
     fetched = tmp_path / "tcga-cesc"
     _fetch_from_gdc_stand_in(cohort.gdc, read_sample_sheet(cohort.sample_sheet), (cohort.gdc / "clinical.tsv").read_text(), "tcga-cesc", fetched)
-    results = tmp_path / "results"
     parameters = {"data_source": "tcga", "data_dir": str(fetched), "n_permutations": 2, "n_stability": 10}
-    (run,) = run_notebooks(["04"], smoke=True, parameters=parameters, results_root=results, progress_bar=False, cell_timeout=600)
-    assert run.status == "ok", run.error
-    metrics = json.loads((results / "04_cervical_os_multimodal" / "metrics.json").read_text())["metrics"]
+    metrics = _run_smoke("04", tmp_path / "results", parameters)[0]["metrics"]
     assert metrics["auc_external_fused"] > 0.55  # the planted signal is in the files, whoever reads them
     assert metrics["selection_recovery"] is None and metrics["censoring_shortcut_oracle_auc"] is None  # real data: no planted truth
     assert not any("oracle" in name for name in metrics["auc_table"])
