@@ -33,7 +33,7 @@ def test_notebook_is_committed_clean_with_parameters(path):
 
 def _run_smoke(number: str, results: Path, parameters: dict | None = None, *, cell_timeout: int = 600) -> tuple[dict, Path]:
     """Run notebook ``number`` in smoke mode into ``results``: its metrics.json document and its results folder."""
-    (run,) = run_notebooks([number], smoke=True, parameters=parameters or {}, results_root=results, progress_bar=False, cell_timeout=cell_timeout)
+    (run,) = run_notebooks([number], smoke=True, parameters=parameters, results_root=results, progress_bar=False, cell_timeout=cell_timeout)
     assert run.status == "ok", run.error
     folder = Path(run.output_dir)
     return json.loads((folder / "metrics.json").read_text()), folder
