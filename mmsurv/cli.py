@@ -30,7 +30,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cell-timeout", type=int, default=3600, help="seconds any one cell may run (default 3600)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     generate = commands.add_parser("generate", help="write the virtual cohorts' files in the real formats")
-    generate.add_argument("cohorts", nargs="*", help="brca, lung_tcga, cesc, lung_ct (default: all)")
+    generate.add_argument("cohorts", nargs="*", help="brca, lung_tcga, cesc, lung_ct, cesc_mri (default: all)")
     generate.add_argument("--size", choices=["smoke", "full"], default="smoke")
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--data-dir", type=Path, default=None, help="default: $MMSURV_DATA or data/")

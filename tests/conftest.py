@@ -58,4 +58,4 @@ def virtual_files():
     """The smoke-size virtual cohorts on disk, written once (cached in the data folder across runs)."""
     from mmsurv.virtual import virtual_cohort_files
 
-    return {name: virtual_cohort_files(name, seed=0, size="smoke", progress=False) for name in ("brca", "lung_tcga", "cesc", "lung_ct")}
+    return {name: virtual_cohort_files(name, seed=0, size="smoke", progress=False) for name in ("brca", "lung_tcga", "cesc", "lung_ct", "cesc_mri")}

@@ -45,6 +45,7 @@ def test_every_manifest_parses_and_names_licence_citation_and_counts():
         "rider-lung-ct",
         "tcga-brca",
         "tcga-cesc",
+        "tcga-cesc-mri",
         "tcga-luad",
         "tcga-lusc",
     ]

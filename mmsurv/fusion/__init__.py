@@ -13,6 +13,7 @@ model        MultimodalModel: encoders + fusion + head, with modality dropout
 losses       cox_loss (torchsurv's partial likelihood, safe on batches without events)
 train        fit_fusion, predict_fusion, embed_fusion (on the kit's shared training loop)
 attribution  modality_attribution: Shapley values of the modalities (captum)
+shap_values  fusion_shap_values, shap_by_modality: SHAP values of every input column (shap), per modality
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .encoders import ENCODERS, BagEncoder, TabularEncoder
 from .losses import cox_loss
 from .model import MultimodalModel
 from .operators import FUSIONS, ConcatFusion, GatedAttentionFusion, KroneckerFusion, LateFusion
+from .shap_values import fusion_shap_values, shap_by_modality
 from .train import TASKS, embed_fusion, fit_fusion, predict_fusion
 
 __all__ = [
@@ -40,6 +42,8 @@ __all__ = [
     "cox_loss",
     "embed_fusion",
     "fit_fusion",
+    "fusion_shap_values",
+    "shap_by_modality",
     "modality_attribution",
     "predict_fusion",
 ]

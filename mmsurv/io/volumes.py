@@ -194,10 +194,14 @@ def normalise_mri(
     mask : boolean array, optional
         Default :func:`body_mask` of the volume (for a diffusion image, pass the body mask of
         the T2-weighted image of the same patient).
-    method : {"zscore", "robust"}, default "zscore"
+    method : {"zscore", "robust", "ratio"}, default "zscore"
         ``"zscore"``: subtract the mean, divide by the standard deviation. ``"robust"``:
         subtract the median, divide by the interquartile range - the body's normal tissue
         sets the scale, so a large bright lesion does not shrink its own contrast.
+        ``"ratio"``: divide by the median and subtract 1 (signal relative to the body's
+        typical tissue) - for an image whose body is nearly uniform, such as a diffusion-weighted
+        one, where the spread measures the scanner's noise more than the anatomy, and dividing
+        by it would make noisier scanners look darker.
     percentiles : (low, high), default (0.5, 99.5)
         Voxels outside these percentiles are left out of the statistics (not clipped).
 
@@ -218,7 +222,10 @@ def normalise_mri(
     elif method == "robust":
         q1, centre, q3 = (float(q) for q in np.percentile(typical, [25, 50, 75]))
         scale = q3 - q1
+    elif method == "ratio":
+        centre = float(np.median(typical))
+        scale = abs(centre)
     else:
-        raise ValueError(f"method must be 'zscore' or 'robust', got {method!r}")
+        raise ValueError(f"method must be 'zscore', 'robust' or 'ratio', got {method!r}")
     normalised = (values - centre) / max(scale, 1e-6)
     return volume.with_array(np.where(mask, normalised, 0.0).astype(np.float32))

@@ -1,8 +1,10 @@
-"""Radiology wing: CT (later MRI) volumes to tumour cubes, 3D networks' training and evaluation, saliency, volume views.
+"""Radiology wing: CT volumes to tumour cubes and 3D networks (notebook 02); pelvic MRI to 2.5D multi-scale networks (notebook 05).
 
-Used by notebook 02 (and the MRI pipeline of 05). Modules: :mod:`.ct_cubes` (contoured scans
-to the paper's tumour cube), :mod:`.cube_data` (cube datasets and 3D augmentation),
+CT: :mod:`.ct_cubes` (contoured scans to the paper's tumour cube), :mod:`.cube_data` (cube datasets and 3D augmentation),
 :mod:`.ct_prognosis` (labels, splits, training, transfer learning), :mod:`.saliency3d`
-(Grad-CAM, SmoothGrad) and :mod:`.volume_views` (slice plots and the viewer). Reads volumes
+(Grad-CAM, SmoothGrad) and :mod:`.volume_views` (slice plots and the viewer). MRI:
+:mod:`.mri_slices` (normalisation, two-scale 2.5D crops, cache, dataset), :mod:`.mri_networks`
+(ConvNeXt and dual-path ViT branches, the MSM, attention rollout, Grad-CAM) and
+:mod:`.mri_recurrence` (training and read-out). Reads volumes
 through :mod:`mmsurv.io`; never imports the virtual cohort or the pathology wing.
 """

@@ -9,12 +9,13 @@ cohort         files
 ``brca``       GDC: diagnostic slides (SVS), STAR counts, clinical TSV, sample sheet
 ``lung_tcga``  GDC: LUAD + LUSC slides, STAR counts (with normal tissue samples),
                SeSAMe betas, masked MAFs, clinical TSV, sample sheet
-``cesc``       GDC: slides, masked MAFs, clinical TSV, sample sheet; pelvic MRI
-               (T2-like, diffusion-like, tumour masks; NIfTI) and report text
+``cesc``       GDC: slides, masked MAFs, clinical TSV, sample sheet
 ``lung_ct``    TCIA-style: CT DICOM series + RTSTRUCT (``GTV-1``) for a radiotherapy
                collection (four centres) and a smaller, earlier-stage surgery
                collection on noisier scanners, RIDER-style same-day rescans, a second
                reader's contours, NSCLC-Radiomics-style clinical CSVs
+``cesc_mri``   a hospital study: pelvic MRI (T2-like, diffusion-like, tumour masks;
+               NIfTI), report text, ``clinical.csv`` with recurrence (notebook 05)
 =============  =====================================================================
 
 plus ``truth.tsv``: the planted latent traits and oracle risk of every patient, which the
@@ -49,9 +50,8 @@ from ..environment import PROJECT_ROOT
 from ..io.gdc import write_sample_sheet
 from .ct import dicom_uid, reader_mask, render_ct, tumour_shape, write_ct_series, write_rtstruct
 from .geometry import ScanGeometry
-from .mri import pelvic_tumour, render_mri
+from .mri_study import mri_study_patients, write_mri_patient, write_study_clinical
 from .omics import gene_panel, simulate_expression, simulate_methylation, simulate_mutations, write_maf, write_methylation_betas, write_star_counts
-from .reports import mri_report
 from .simulate import simulate_cohort
 from .slide_writer import write_virtual_slide
 from .tables import file_uuid, write_gdc_clinical, write_nsclc_clinical
@@ -76,7 +76,7 @@ GENERATOR_VERSION = 6
 _PACKAGE = Path(__file__).resolve().parents[1]
 #: The sources whose code decides what a virtual cohort's files hold (besides ``virtual/`` itself).
 _GENERATOR_SOURCES = ("endpoints.py", "io/gdc.py")
-COHORTS = ("brca", "lung_tcga", "cesc", "lung_ct")
+COHORTS = ("brca", "lung_tcga", "cesc", "lung_ct", "cesc_mri")
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ SIZES: dict[str, CohortSize] = {
         slide_mm=2.0,
         slide_mpp=0.5,
         ct=ScanGeometry(160, 2.0, 64, 2.5),
-        mri=ScanGeometry(128, 1.5, 24, 4.0),
+        mri=ScanGeometry(112, 1.75, 20, 5.0),
         n_rescans=32,
         n_ct_patients=900,
         n_background_genes=1000,
@@ -197,7 +197,7 @@ def virtual_cohort_files(
 
     Parameters
     ----------
-    name : {"brca", "lung_tcga", "cesc", "lung_ct"}
+    name : {"brca", "lung_tcga", "cesc", "lung_ct", "cesc_mri"}
     seed : int, default 0
     size : {"smoke", "full"}
     data_dir : path-like, optional
@@ -324,26 +324,6 @@ def _ct_job(
         "tumour_volume_ml": float(true_mask.sum() * voxel_ml),
         "heterogeneity_hu": tumour.heterogeneity_hu,
         "lobulation": tumour.lobe_strength,
-    }
-
-
-def _mri_job(folder: str, report_path: str, patient: dict[str, Any], geometry: ScanGeometry, gain: float) -> dict[str, float]:
-    from ..io.nifti import write_nifti
-    from ..io.volumes import Volume
-
-    tumour = pelvic_tumour(patient["proliferation"], patient["invasion"], seed=patient["tumour_seed"])
-    t2, dwi, mask = render_mri(tumour, geometry, scan_seed=patient["tumour_seed"] + 1, scanner_gain=gain)
-    base = Path(folder) / patient["patient_id"]
-    meta = {"patient_id": patient["patient_id"]}
-    for name, array in (("t2w", t2), ("dwi", dwi), ("tumour_mask", mask)):
-        write_nifti(base / f"{name}.nii.gz", Volume(array, geometry.spacing, origin=geometry.origin, metadata=meta))
-    Path(report_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(report_path).write_text(mri_report(tumour, seed=patient["tumour_seed"] + 2))
-    return {
-        "tumour_diameter_mm": tumour.max_diameter_mm,
-        "parametrial_invasion": int(tumour.parametrial_invasion),
-        "nodes": tumour.nodes,
-        "diffusion_restriction": tumour.restriction,
     }
 
 
@@ -643,18 +623,7 @@ def _write_cesc(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.Data
     rows += _write_mutations(gdc, sequenced, seed, lambda _: "VIRT-CESC", planted=planted, n_neutral_genes=_CESC_NEUTRAL_GENES)
     write_gdc_clinical(gdc / "clinical.tsv", truth, project="VIRT-CESC", stage_field="figo_stage", seed=seed)
     write_sample_sheet(root / "gdc_sample_sheet.tsv", pd.DataFrame(rows))
-    gains = {centre: g for centre, g in zip(sorted(truth["centre"].unique()), (0.8, 1.0, 1.25, 1.5))}
-    jobs = []
-    for index, patient in truth.iterrows():
-        record = {
-            "patient_id": patient["patient_id"],
-            "proliferation": float(patient["proliferation"]),
-            "invasion": float(patient["invasion"]),
-            "tumour_seed": seed * 10_000 + int(index),
-        }
-        jobs.append((str(root / "mri"), str(root / "reports" / f"{patient['patient_id']}.txt"), record, size.mri, gains[patient["centre"]]))
-    measured = pool.run(_mri_job, jobs, "MRI and reports")
-    return pd.concat([truth, pd.DataFrame(measured, index=truth.index)], axis=1)
+    return truth
 
 
 #: Probability that a patient of each clinical stage was operated on (the rest had radiotherapy):
@@ -665,6 +634,15 @@ _CT_NOISE_HU = {"NSCLC-Radiomics": 18.0, "NSCLC-Surgery": 28.0, "RIDER-Lung-CT":
 _CT_ID_PREFIX = {"NSCLC-Radiomics": "VLUNG1", "NSCLC-Surgery": "VSURG1", "RIDER-Lung-CT": "VRIDER"}
 #: The radiotherapy centre whose patients a second reader contoured (notebook 02 tests on it).
 INTEROBSERVER_CENTRE = "C4"
+
+
+def _write_cesc_mri(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.DataFrame:
+    truth = mri_study_patients(seed)
+    write_study_clinical(root / "clinical.csv", truth)
+    columns = ["patient_id", "centre", "proliferation", "invasion", "tumour_seed", "has_dwi", "has_report"]
+    jobs = [(str(root / "mri"), str(root / "reports" / f"{p['patient_id']}.txt"), p, size.mri) for p in truth[columns].to_dict("records")]
+    pool.run(write_mri_patient, jobs, "MRI and reports")
+    return truth
 
 
 def _write_lung_ct(root: Path, seed: int, size: CohortSize, pool: _Pool) -> pd.DataFrame:
@@ -718,4 +696,5 @@ _WRITERS: dict[str, Callable[[Path, int, CohortSize, _Pool], pd.DataFrame]] = {
     "lung_tcga": _write_lung_tcga,
     "cesc": _write_cesc,
     "lung_ct": _write_lung_ct,
+    "cesc_mri": _write_cesc_mri,
 }

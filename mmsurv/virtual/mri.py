@@ -63,8 +63,11 @@ def render_mri(
     *,
     scan_seed: int,
     scanner_gain: float = 1.0,
+    noise: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render the T2-weighted-like and diffusion-like volumes and the tumour mask.
+
+    ``scanner_gain`` scales the signal and ``noise`` the scanner's noise level.
 
     Returns
     -------
@@ -93,6 +96,6 @@ def render_mri(
     dwi = np.where(body, 0.20, 0.0) + 0.05 * uterus
     dwi = np.where(inside, 0.25 + 0.35 * tumour.restriction * (1 + 0.5 * tumour.heterogeneity * texture), dwi)
     bias = 1.0 + 0.15 * (xx / half) + 0.1 * (yy / half)  # a smooth coil-sensitivity field
-    t2 = 600 * scanner_gain * bias * t2 + rng.normal(0, 12, xx.shape)
-    dwi = 300 * scanner_gain * bias * dwi + rng.normal(0, 10, xx.shape)
+    t2 = 600 * scanner_gain * bias * t2 + rng.normal(0, 12 * noise, xx.shape)
+    dwi = 300 * scanner_gain * bias * dwi + rng.normal(0, 10 * noise, xx.shape)
     return np.abs(t2).astype(np.float32), np.abs(dwi).astype(np.float32), inside.astype(np.uint8)

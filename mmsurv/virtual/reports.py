@@ -60,11 +60,22 @@ def mri_report(tumour: PelvicTumour, *, seed: int) -> str:
                     "Disruption of the stromal ring with parametrial invasion.",
                     "Tumour extends into the left parametrium.",
                     "Parametrial invasion is present.",
+                    "There is evidence of parametrial invasion.",
                 ],
             )
         )
     else:
-        findings.append(_pick(rng, ["The hypointense stromal ring is preserved; no parametrial invasion.", "No parametrial extension."]))
+        findings.append(
+            _pick(
+                rng,
+                [
+                    "The hypointense stromal ring is preserved; no parametrial invasion.",
+                    "No parametrial extension.",
+                    "There is no evidence of parametrial invasion.",
+                    "Parametrial invasion is not seen.",
+                ],
+            )
+        )
     if tumour.nodes:
         findings.append(
             _pick(
