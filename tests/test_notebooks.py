@@ -417,11 +417,12 @@ def test_cervical_mri_ladder_beats_clinical_and_its_permuted_control(cervical_mr
     auc, permuted, oracle = metrics["auc_external"], metrics["auc_permuted"], metrics["oracle_auc_external"]
     assert set(auc) >= {"ConvNeXt", "ViT (dual path)", "MSM", "MSM-T", "MSM-TC", "clinical only", "text only"}
     # smoke seeds 0-2: MSM-TC 0.831 / 0.821 / 0.851, clinical only 0.643 / 0.687 / 0.713, oracle 0.901 / 0.902 / 0.913; permuted
-    # 0.416 / 0.389 / 0.397 (3 retrainings each; one retraining's AUC spreads from 0.19 to 0.63: random models of strongly
-    # prognostic features rank far from 0.5 either way); full mode seed 0: 0.500 over 10
+    # 0.416 / 0.382 / 0.397, each the mean of 3 retrainings whose AUCs spread from 0.17 to 0.63 (a model fitted to shuffled labels
+    # still ranks by some mix of strongly prognostic features, in a random direction); full mode seed 0: 0.500 over 10. The bound
+    # on the smoke mean is wide for that reason; the gap to MSM-TC is what a broken pipeline would lose
     assert auc["MSM-TC"] > auc["clinical only"] + 0.08
     assert auc["MSM-TC"] > permuted + 0.2
-    assert abs(permuted - 0.5) < 0.2  # the mean of n_permutations retrainings of the whole pipeline
+    assert abs(permuted - 0.5) < 0.25
     assert auc["MSM-TC"] < oracle + 0.05  # ~150 labelled external patients: no model beats the planted risk beyond noise
     assert metrics["delong_msm_tc_vs_clinical"]["difference"] == pytest.approx(auc["MSM-TC"] - auc["clinical only"], abs=1e-9)
     assert isinstance(metrics["attention_in_tumour"], float)
