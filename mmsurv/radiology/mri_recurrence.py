@@ -98,9 +98,8 @@ def recurrence_outputs(model: RecurrenceNet, inputs: MriInputs, *, device: str =
     """
     loader = DataLoader(MriSliceDataset(inputs, np.zeros(len(inputs.patient_ids))), batch_size=batch_size)
     features, order = predict(model.embed, loader, device=device, progress=False)
-    with torch.no_grad():
-        logits = model.head.to("cpu")(torch.from_numpy(features)).numpy()[:, 0]
-    model.head.to(device)
+    with torch.no_grad():  # the head on the features already computed, where the model now is
+        logits = model.head(torch.from_numpy(features).to(model.head.weight.device)).float().cpu().numpy()[:, 0]
     ids: Sequence[str] = [inputs.patient_ids[i] for i in order]
     probability = pd.Series(1 / (1 + np.exp(-logits)), index=ids, name="p_recurrence")
     return probability, pd.DataFrame(features, index=ids, columns=[f"img_{i}" for i in range(features.shape[1])])
