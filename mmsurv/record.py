@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,21 @@ import numpy as np
 from .atomic import atomic_path
 from .environment import environment_report
 
-__all__ = ["results_folder", "save_figure", "record_metrics", "read_metrics"]
+__all__ = ["results_folder", "save_figure", "record_metrics", "read_metrics", "peak_memory_mb"]
+
+
+def peak_memory_mb() -> float | None:
+    """The largest resident memory this process (or any finished child, e.g. a DataLoader worker) has used, in MB.
+
+    ``None`` where the operating system does not report it (Windows).
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    scale = 1 / 2**20 if sys.platform == "darwin" else 1 / 2**10  # ru_maxrss is bytes on macOS, kilobytes on Linux
+    peaks = (resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return round(max(peaks) * scale, 1)
 
 
 def results_folder(results_dir: str | os.PathLike) -> Path:
@@ -27,11 +42,13 @@ def results_folder(results_dir: str | os.PathLike) -> Path:
     return path
 
 
-def save_figure(fig, results_dir: str | os.PathLike, name: str, *, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as ``<results_dir>/figures/<name>.png`` and return the path."""
-    path = results_folder(results_dir) / "figures" / f"{name}.png"
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path
+def save_figure(fig, results_dir: str | os.PathLike, name: str, *, dpi: int = 110) -> None:
+    """Save a matplotlib figure as ``<results_dir>/figures/<name>.png``.
+
+    Returns nothing on purpose: notebooks end figure cells with this call, and a returned path
+    would be printed under every figure.
+    """
+    fig.savefig(results_folder(results_dir) / "figures" / f"{name}.png", dpi=dpi, bbox_inches="tight")
 
 
 def _plain(value: Any) -> Any:
@@ -90,6 +107,7 @@ def record_metrics(
         "parameters": _plain(parameters),
         "seed": parameters.get("seed"),
         "environment": environment_report(device),
+        "peak_memory_mb": peak_memory_mb(),
     }
     target = folder / "metrics.json"
     with atomic_path(target) as partial:

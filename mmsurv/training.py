@@ -52,7 +52,7 @@ class TrainingHistory:
 
     train_loss: list[float] = field(default_factory=list)
     validation_loss: list[float] = field(default_factory=list)
-    best_epoch: int = -1
+    best_epoch: int = -1  # an index into the loss lists (0-based); printed and recorded as best_epoch_number
     seconds: float = 0.0
     samples: dict[str, list[Any]] = field(default_factory=dict)
 
@@ -60,6 +60,11 @@ class TrainingHistory:
     def epochs_run(self) -> int:
         """Epochs actually trained (0 means the model was never updated)."""
         return len(self.train_loss)
+
+    @property
+    def best_epoch_number(self) -> int:
+        """The best epoch counted from 1, as the loss plot's axis, the printouts and ``metrics.json`` count epochs."""
+        return self.best_epoch + 1
 
     def plot(self, ax: Any = None) -> Any:
         """Training and validation loss curves, the best epoch marked."""
@@ -71,7 +76,7 @@ class TrainingHistory:
         ax.plot(epochs, self.train_loss, marker="o", label="training")
         if self.validation_loss:
             ax.plot(epochs, self.validation_loss, marker="o", label="validation")
-            ax.axvline(self.best_epoch + 1, color="grey", linestyle=":", label="best epoch")
+            ax.axvline(self.best_epoch_number, color="grey", linestyle=":", label="best epoch")
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         ax.legend(frameon=False)

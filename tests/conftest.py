@@ -1,9 +1,22 @@
-"""Shared fixtures: real survival data sets that ship inside scikit-survival and lifelines."""
+"""Shared fixtures: real survival data sets that ship inside scikit-survival and lifelines, and the virtual cohorts."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Mapping
+
 import numpy as np
 import pytest
+
+# pytest-xdist runs the suite in several worker processes (``-n auto``: one per core). Each
+# worker's torch and BLAS would otherwise start one thread per core, and oversubscribed
+# OpenMP threads spin against each other: share the cores out instead. Set before any test
+# module imports torch; a value the caller exported wins.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _threads = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+    for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_variable, _threads)
 
 
 def _veterans():
@@ -53,9 +66,35 @@ def real_survival(request):
     return request.param, np.asarray(time), np.asarray(event), np.asarray(risk)
 
 
-@pytest.fixture(scope="session")
-def virtual_files():
-    """The smoke-size virtual cohorts on disk, written once (cached in the data folder across runs)."""
-    from mmsurv.virtual import virtual_cohort_files
+class _SmokeCohorts(Mapping):
+    """The smoke-size virtual cohorts, each written on first access (and cached in the data folder across runs).
 
-    return {name: virtual_cohort_files(name, seed=0, size="smoke", progress=False) for name in ("brca", "lung_tcga", "cesc", "lung_ct", "cesc_mri")}
+    Lazy, so that a worker writes only the cohorts its tests read; two workers asking for the
+    same cohort wait for one writer (``virtual_cohort_files`` holds a lock per cohort).
+    """
+
+    names = ("brca", "lung_tcga", "cesc", "lung_ct", "cesc_mri")
+
+    def __init__(self) -> None:
+        self._cohorts: dict[str, object] = {}
+
+    def __getitem__(self, name: str) -> object:
+        from mmsurv.virtual import virtual_cohort_files
+
+        if name not in self.names:
+            raise KeyError(name)
+        if name not in self._cohorts:
+            self._cohorts[name] = virtual_cohort_files(name, seed=0, size="smoke", progress=False)
+        return self._cohorts[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+@pytest.fixture(scope="session")
+def virtual_files() -> Mapping:
+    """The smoke-size virtual cohorts on disk, by name, each written once on first use."""
+    return _SmokeCohorts()

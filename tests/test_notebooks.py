@@ -3,12 +3,17 @@ that the pipeline recovered the planted signal (with margins a broken pipeline w
 
 Notebooks are also checked to be committed clean: outputs stripped, a ``parameters`` cell
 with the parameters every notebook shares.
+
+Tests that share a notebook run (a module fixture) carry one ``xdist_group``, so that pytest-xdist
+(``--dist loadgroup``) gives them to one worker and the notebook runs once; each notebook's
+real-data-layout run is a group of its own and can run beside it.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -29,6 +34,9 @@ def test_notebook_is_committed_clean_with_parameters(path):
     assigned = {t.id for node in ast.parse(tagged[0].source).body if isinstance(node, ast.Assign) for t in node.targets}
     assert REQUIRED_PARAMETERS <= assigned
     assert nb.metadata["kernelspec"]["name"] == "python3"
+    # the runner writes (and times) the cohorts the metadata names before the kernel starts: it must name what the cells read
+    read = set(re.findall(r'virtual_cohort_files\("(\w+)"', "".join(c.source for c in code_cells)))
+    assert set(nb.metadata.get("mmsurv", {}).get("cohorts", [])) == read
 
 
 def _run_smoke(number: str, results: Path, parameters: dict | None = None, *, cell_timeout: int = 600) -> tuple[dict, Path]:
@@ -45,6 +53,7 @@ def primer_metrics(tmp_path_factory):
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-00")
 def test_primer_recovers_planted_signal(primer_metrics):
     virtual = primer_metrics["metrics"]["virtual"]
     c_test = virtual["c_index_test"]
@@ -70,6 +79,7 @@ def test_primer_recovers_planted_signal(primer_metrics):
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-00")
 def test_primer_real_tcga_findings(primer_metrics):
     tcga = primer_metrics["metrics"]["tcga"]
     # advanced stage carries worse overall survival in TCGA-CESC
@@ -80,6 +90,7 @@ def test_primer_real_tcga_findings(primer_metrics):
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-00")
 def test_primer_records_parameters_and_environment(primer_metrics):
     assert primer_metrics["parameters"]["smoke"] is True
     assert primer_metrics["seed"] == 0
@@ -93,6 +104,7 @@ def breast_run(tmp_path_factory):
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-01")
 def test_breast_notebook_recovers_proliferation_from_slides(breast_run):
     metrics = breast_run[0]["metrics"]
     # held-out patients (internal test + external centre): the slides carry the planted proliferation
@@ -118,6 +130,7 @@ def test_breast_notebook_recovers_proliferation_from_slides(breast_run):
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-01")
 def test_breast_notebook_keeps_every_patient_slide_and_tile_in_one_split(breast_run):
     import pandas as pd
 
@@ -167,6 +180,7 @@ def _fetch_from_gdc_stand_in(gdc: Path, rows, cases_tsv: str, manifest: str, des
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-01-real-layout")
 def test_breast_notebook_reads_a_fetched_gdc_folder(virtual_files, tmp_path):
     """data_source="tcga": the same cells read a folder made by `mmsurv fetch tcga-brca` (here from a local GDC stand-in)."""
     from mmsurv.io.gdc import read_sample_sheet
@@ -174,7 +188,8 @@ def test_breast_notebook_reads_a_fetched_gdc_folder(virtual_files, tmp_path):
     cohort = virtual_files["brca"]
     fetched = tmp_path / "tcga-brca"
     _fetch_from_gdc_stand_in(cohort.gdc, read_sample_sheet(cohort.sample_sheet), (cohort.gdc / "clinical.tsv").read_text(), "tcga-brca", fetched)
-    metrics = _run_smoke("01", tmp_path / "results", {"data_source": "tcga", "data_dir": str(fetched)})[0]["metrics"]
+    # the folder layout is under test here, not the control: one permuted retraining is enough
+    metrics = _run_smoke("01", tmp_path / "results", {"data_source": "tcga", "data_dir": str(fetched), "n_permutations": 1})[0]["metrics"]
     assert metrics["heldout_spearman_score"] >= 0.4
     assert not any("oracle" in key for key in metrics["correlations"])  # real data has no planted truth
 
@@ -185,6 +200,7 @@ def lung_ct_run(tmp_path_factory):
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-02")
 def test_lung_ct_notebook_predicts_two_year_survival_from_the_tumour_cube(lung_ct_run):
     auc = lung_ct_run["auc_test"]
     # the test centre (never trained or tuned on): the cube carries size, texture and necrosis
@@ -221,6 +237,7 @@ def test_lung_ct_notebook_predicts_two_year_survival_from_the_tumour_cube(lung_c
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-02")
 def test_lung_ct_transfer_learning_is_tested_on_unseen_surgery_patients(lung_ct_run):
     test_patients = set(lung_ct_run["surgery_test_patients"])
     assert len(test_patients) >= 20 and all(p.startswith("VSURG1-") for p in test_patients)
@@ -232,6 +249,7 @@ def test_lung_ct_transfer_learning_is_tested_on_unseen_surgery_patients(lung_ct_
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-02-real-layout")
 def test_lung_ct_notebook_reads_a_tcia_folder(virtual_files, tmp_path):
     """data_source="tcia": the same cells read a TCIA-layout folder with Lung1's single-centre clinical table and no surgery cohort."""
     import shutil
@@ -244,8 +262,8 @@ def test_lung_ct_notebook_reads_a_tcia_folder(virtual_files, tmp_path):
         shutil.copytree(source / collection, fetched / collection)
     clinical = pd.read_csv(source / "NSCLC-Radiomics.clinical.csv")
     clinical.drop(columns="centre").to_csv(fetched / "NSCLC-Radiomics.clinical.csv", index=False)  # Lung1 is one centre
-    # the folder layout and the single-centre split are under test here, not the network: 20 epochs suffice
-    parameters = {"data_source": "tcia", "data_dir": str(fetched), "surgery_collection": "", "epochs": 20}
+    # the folder layout and the single-centre split are under test here, not the network: 20 epochs and one permuted retraining suffice
+    parameters = {"data_source": "tcia", "data_dir": str(fetched), "surgery_collection": "", "epochs": 20, "n_permutations": 1}
     metrics = _run_smoke("02", tmp_path / "results", parameters)[0]["metrics"]
     assert set(metrics["auc_test"]) == {"3D CNN", "tumour volume alone", "clinical random forest"}  # real data has no planted truth
     assert metrics["test_centre_patients"] is None and not set(metrics["split_patients"]["test"]) & set(metrics["training_patients"])
@@ -260,6 +278,7 @@ def lung_fusion_run(tmp_path_factory):
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-03")
 def test_lung_fusion_notebook_beats_the_image_alone_and_its_permuted_control(lung_fusion_run):
     metrics = lung_fusion_run
     # on the same held-out units (those with a slide): expression and methylation carry the class
@@ -285,6 +304,7 @@ def test_lung_fusion_notebook_beats_the_image_alone_and_its_permuted_control(lun
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-03")
 def test_lung_fusion_notebook_scores_units_with_a_modality_removed(lung_fusion_run):
     import pandas as pd
 
@@ -310,6 +330,7 @@ def test_lung_fusion_notebook_scores_units_with_a_modality_removed(lung_fusion_r
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-03")
 def test_lung_fusion_notebook_keeps_every_patient_in_one_split(lung_fusion_run):
     patients = lung_fusion_run["splits"]["patients"]
     assert set(patients) == {"train", "validation", "test", "external"}
@@ -323,6 +344,7 @@ def test_lung_fusion_notebook_keeps_every_patient_in_one_split(lung_fusion_run):
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-03-real-layout")
 def test_lung_fusion_notebook_reads_fetched_tcga_luad_and_lusc_folders(virtual_files, tmp_path):
     """data_source="tcga": the same cells read two folders made by `mmsurv fetch tcga-luad` / `tcga-lusc` (from local GDC stand-ins)."""
     import pandas as pd
@@ -338,7 +360,9 @@ def test_lung_fusion_notebook_reads_fetched_tcga_luad_and_lusc_folders(virtual_f
         _fetch_from_gdc_stand_in(
             cohort.gdc, rows, cases, f"tcga-{subtype.lower()}", tmp_path / "tcga" / f"tcga-{subtype.lower()}", with_projects=True
         )
-    metrics = _run_smoke("03", tmp_path / "results", {"data_source": "tcga", "data_dir": str(tmp_path / "tcga")})[0]["metrics"]
+    # the two folders' layout is under test here: fewer permuted retrainings and missing-modality replicates
+    parameters = {"data_source": "tcga", "data_dir": str(tmp_path / "tcga"), "n_permutations": 2, "n_replicates": 1}
+    metrics = _run_smoke("03", tmp_path / "results", parameters)[0]["metrics"]
     assert {label for split in metrics["n_units"].values() for label in split} == {"LUAD", "LUSC", "normal"}  # normals from sample type 11
     assert metrics["macro_auc_fused"] > 0.9
     assert not any("oracle" in name for name in metrics["macro_auc_by_model"])  # real data has no planted truth
@@ -351,6 +375,7 @@ def cervical_os_run(tmp_path_factory):
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-04")
 def test_cervical_os_notebook_beats_its_permuted_control_without_beating_the_oracle(cervical_os_run):
     metrics = cervical_os_run["metrics"]
     fused, permuted, oracle = metrics["auc_external_fused"], metrics["auc_permuted"], metrics["oracle_auc_external"]
@@ -364,6 +389,7 @@ def test_cervical_os_notebook_beats_its_permuted_control_without_beating_the_ora
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-04")
 def test_cervical_os_notebook_recovers_planted_genes_and_shows_selection_leakage(cervical_os_run):
     metrics = cervical_os_run["metrics"]
     recovery = metrics["selection_recovery"]
@@ -377,6 +403,7 @@ def test_cervical_os_notebook_recovers_planted_genes_and_shows_selection_leakage
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-04")
 def test_cervical_os_notebook_keeps_splits_apart_and_drops_unlabelled_patients(cervical_os_run):
     metrics = cervical_os_run["metrics"]
     splits = metrics["splits"]
@@ -392,6 +419,7 @@ def test_cervical_os_notebook_keeps_splits_apart_and_drops_unlabelled_patients(c
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-04-real-layout")
 def test_cervical_os_notebook_reads_a_fetched_tcga_cesc_folder(virtual_files, tmp_path):
     """data_source="tcga": the same cells read a folder made by `mmsurv fetch tcga-cesc` (from a local GDC stand-in)."""
     from mmsurv.io.gdc import read_sample_sheet
@@ -412,6 +440,7 @@ def cervical_mri_run(tmp_path_factory):
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-05")
 def test_cervical_mri_ladder_beats_clinical_and_its_permuted_control(cervical_mri_run):
     metrics = cervical_mri_run["metrics"]
     auc, permuted, oracle = metrics["auc_external"], metrics["auc_permuted"], metrics["oracle_auc_external"]
@@ -429,6 +458,7 @@ def test_cervical_mri_ladder_beats_clinical_and_its_permuted_control(cervical_mr
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-05")
 def test_cervical_mri_attention_falls_on_the_tumour(cervical_mri_run):
     metrics = cervical_mri_run["metrics"]
     share = metrics["tumour_share_of_input"]
@@ -441,6 +471,7 @@ def test_cervical_mri_attention_falls_on_the_tumour(cervical_mri_run):
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-05")
 def test_cervical_mri_text_features_read_parametrial_invasion_through_negation(cervical_mri_run):
     separation = cervical_mri_run["metrics"]["text_separation"]
     # scored on the external reports that contain the words "parametrial invasion", to affirm or to negate them ("no parametrial
@@ -451,6 +482,7 @@ def test_cervical_mri_text_features_read_parametrial_invasion_through_negation(c
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-05")
 def test_cervical_mri_keeps_splits_apart(cervical_mri_run):
     metrics, parameters = cervical_mri_run["metrics"], cervical_mri_run["parameters"]
     splits = metrics["splits"]
@@ -463,6 +495,7 @@ def test_cervical_mri_keeps_splits_apart(cervical_mri_run):
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-05-real-layout")
 def test_cervical_mri_notebook_reads_a_study_folder(virtual_files, tmp_path):
     """data_source="folder": the same cells read a study exported in the documented layout, without the planted truth."""
     import shutil

@@ -9,7 +9,7 @@ import sys
 import nbformat
 import pytest
 
-from mmsurv.runner import discover_notebooks, parse_parameter, run_notebooks
+from mmsurv.runner import discover_notebooks, parse_parameter, prepare_cohorts, run_notebooks
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,7 @@ def _write_notebook(path, body):
     return path
 
 
-def test_failing_notebook_is_reported_with_its_error(tmp_path):
+def test_failing_notebook_is_reported_with_its_error(tmp_path, capfd):
     good = _write_notebook(
         tmp_path / "01_good.ipynb",
         "from mmsurv.record import record_metrics\n"
@@ -55,12 +55,34 @@ def test_failing_notebook_is_reported_with_its_error(tmp_path):
     runs = run_notebooks([str(good), str(bad)], smoke=True, results_root=tmp_path / "results", progress_bar=False)
     assert [r.status for r in runs] == ["ok", "failed"]
     assert runs[0].headline == {"x": 1.0} and runs[0].device is None
+    assert runs[0].peak_memory_mb > 10 and runs[0].cohort_s is None  # the kernel's peak memory; no virtual cohort named
+    assert "without encryption" not in capfd.readouterr().err  # the kernel runs on IPC sockets, not plain TCP
     assert "RuntimeError: planted failure" in runs[1].error
     recorded = json.loads((tmp_path / "results" / "01_good" / "metrics.json").read_text())
     assert recorded["parameters"]["smoke"] is True  # the runner's --smoke reached the notebook
     assert (tmp_path / "results" / "02_bad" / "02_bad.ipynb").exists()  # the executed copy shows the error
     summary = (tmp_path / "results" / "summary.md").read_text()
     assert "FAILED 02_bad" in summary and "planted failure" in summary
+    assert "peak memory (MB)" in summary and "s writing virtual cohorts" in summary
+
+
+def test_runner_writes_the_cohorts_a_notebook_names_before_running_it(tmp_path):
+    notebook = _write_notebook(tmp_path / "01_reads.ipynb", "pass")
+    nb = nbformat.read(notebook, as_version=4)
+    nb.metadata["mmsurv"] = {"cohorts": ["brca", "cesc"]}
+    nbformat.write(nb, notebook)
+    calls = []
+
+    def writer(name, **options):
+        calls.append((name, options))
+
+    seconds = prepare_cohorts(notebook, smoke=False, parameters={"seed": 3, "data_dir": str(tmp_path)}, progress=False, writer=writer)
+    assert seconds >= 0 and [name for name, _ in calls] == ["brca", "cesc"]
+    assert calls[0][1] == {"seed": 3, "size": "full", "data_dir": str(tmp_path), "progress": False}
+    # real data, or a notebook that names no cohort: nothing is written
+    assert prepare_cohorts(notebook, smoke=True, parameters={"data_source": "tcga"}, writer=writer) is None
+    assert prepare_cohorts(_write_notebook(tmp_path / "02_none.ipynb", "pass"), smoke=True, writer=writer) is None
+    assert len(calls) == 2
 
 
 def test_cli_exits_non_zero_and_names_the_failing_notebook(tmp_path):

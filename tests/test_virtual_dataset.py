@@ -35,7 +35,31 @@ def test_interrupted_generation_leaves_nothing_that_looks_complete(tmp_path, mon
     monkeypatch.setitem(virtual_dataset._WRITERS, "brca", broken_writer)
     with pytest.raises(KeyboardInterrupt):
         virtual_cohort_files("brca", data_dir=tmp_path, progress=False)
-    assert list((tmp_path / "virtual").iterdir()) == []
+    # only the empty lock file that serialises writers stays behind
+    assert [p.name for p in (tmp_path / "virtual").iterdir()] == [".brca-seed0-smoke.lock"]
+
+
+def test_two_processes_asking_for_one_cohort_get_one_writer(tmp_path):
+    """Two processes (two notebooks, two pytest-xdist workers) asking at once: one writes, the other waits and reads it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from mmsurv.virtual import dataset\n"
+        "import pandas as pd\n"
+        "def writer(root, seed, size, pool):\n"
+        "    print('writing', flush=True); time.sleep(2)\n"
+        "    return pd.DataFrame({'patient_id': ['VIRT-01-0000'], 'true_risk': [0.5]})\n"
+        "dataset._WRITERS['brca'] = writer\n"
+        "cohort = dataset.virtual_cohort_files('brca', data_dir=sys.argv[1], progress=False)\n"
+        "print('read', cohort.info['seconds'])\n"
+    )
+    processes = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [process.communicate(timeout=120)[0] for process in processes]
+    assert all(process.returncode == 0 for process in processes), outputs
+    assert sum(output.count("writing") for output in outputs) == 1  # the second found the first one's cohort
+    assert len({output.splitlines()[-1] for output in outputs}) == 1  # and read the same files
 
 
 def test_a_cohort_written_by_other_generator_code_is_written_again(tmp_path, monkeypatch):

@@ -379,6 +379,7 @@ def plot_tile_grid(
     cmap: str = "magma",
     alpha: float = 0.5,
     title: str | None = None,
+    value_label: str = "value per tile",
 ) -> Any:
     """The slide thumbnail with the tile grid drawn over it, optionally coloured by ``values``.
 
@@ -394,6 +395,8 @@ def plot_tile_grid(
     alpha : float, default 0.5
         Opacity of the heatmap.
     title : str, optional
+    value_label : str, default "value per tile"
+        What ``values`` are, written beside the colour bar (e.g. ``"predicted proliferation score"``).
 
     Returns
     -------
@@ -419,7 +422,7 @@ def plot_tile_grid(
         patches = PatchCollection(boxes, cmap=cmap, alpha=alpha, linewidth=0)
         patches.set_array(values)
         ax.add_collection(patches)
-        ax.figure.colorbar(patches, ax=ax, fraction=0.046, pad=0.04)
+        ax.figure.colorbar(patches, ax=ax, fraction=0.046, pad=0.04, label=value_label)
     ax.set_title(title or f"{slide.path.name}: {len(grid)} tiles of {grid.tile_px} px at {grid.mpp:g} um/px", fontsize=9)
     ax.set_axis_off()
     return ax

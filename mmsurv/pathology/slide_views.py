@@ -97,7 +97,7 @@ def slide_browser(
             output.clear_output(wait=True)
             fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5), gridspec_kw={"width_ratios": [2, 1]})
             with open_slide(slides[picker.value]) as slide:
-                plot_tile_grid(slide, grid, values=values, alpha=opacity.value, ax=left, title=f"{picker.value}: {label}")
+                plot_tile_grid(slide, grid, values=values, alpha=opacity.value, ax=left, title=f"{picker.value}: {label}", value_label=label)
             row = grid.tiles.iloc[tile.value]
             right.imshow(TileDataset(grid).read_tile(int(tile.value)))
             right.set_title(f"tile {tile.value} at ({int(row['x'])}, {int(row['y'])}): {label} {values[tile.value]:.2f}", fontsize=9)

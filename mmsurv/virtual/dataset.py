@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 
 from ..environment import PROJECT_ROOT
 from ..io.gdc import write_sample_sheet
@@ -215,6 +216,15 @@ def virtual_cohort_files(
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
     root = Path(data_dir or default_data_dir()) / "virtual" / f"{name}-seed{seed}-{size}"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # one writer per cohort: another process (a second notebook, a pytest-xdist worker) asking for
+    # the same cohort meanwhile waits here, then reads what the first one wrote
+    with FileLock(root.with_name(f".{root.name}.lock")):
+        return _cohort_files(name, root, seed, size, workers, progress)
+
+
+def _cohort_files(name: str, root: Path, seed: int, size: str, workers: int | None, progress: bool) -> VirtualDataset:
+    """:func:`virtual_cohort_files` once it holds the cohort's lock."""
     marker = root / "cohort.json"
     fingerprint = generator_fingerprint()
     if marker.is_file():
@@ -223,7 +233,7 @@ def virtual_cohort_files(
             return VirtualDataset(name, root, pd.read_csv(root / "truth.tsv", sep="\t"), info)
         warnings.warn(
             f"{root}: written by other generator code (fingerprint {info.get('generator_fingerprint')}, now {fingerprint}); writing the cohort again",
-            stacklevel=2,
+            stacklevel=3,
         )
     partial = root.with_name(f".{root.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)

@@ -239,6 +239,8 @@ def render_tissue(recipe: TissueRecipe, x_um: float, y_um: float, width_px: int,
     v = (ys[:, None] / recipe.height_um - 0.5) / 0.40
     outline = 1.0 - np.hypot(u, v) + 0.55 * (_value_noise(xs, ys, 0.22 * min(recipe.width_um, recipe.height_um), salt) - 0.5)
     tissue = np.clip(outline / 0.04, 0.0, 1.0).astype(np.float32)[..., None]
+    if not tissue.any():  # bare glass (about 40% of a slide's tiles): the same pixels as below, without drawing the tissue
+        return np.broadcast_to(np.clip(_BACKGROUND, 0, 255).astype(np.uint8), (height_px, width_px, 3)).copy()
 
     # tumour nests inside stroma
     nests = _value_noise(xs, ys, 180.0, salt + 10)
