@@ -88,13 +88,28 @@ def _patient_grid(geometry: ScanGeometry, offset_mm: np.ndarray) -> tuple[np.nda
 
 
 def _tumour_distance(tumour: TumourShape, x: np.ndarray, y: np.ndarray, z: np.ndarray, radius_scale: float = 1.0) -> np.ndarray:
-    """Signed distance-like field: < 1 inside the (lobulated) tumour."""
+    """Signed distance-like field: < 1 inside the (lobulated) tumour.
+
+    Computed only in a box around the tumour that holds every voxel with a value below 2 (the
+    lobes can push the boundary out to ``1 + lobe_strength x number of lobes`` radii); outside
+    it the field is ``inf``, which every caller reads as "far outside", as it would a value
+    >= 2. ``x``, ``y``, ``z`` are the grids of :func:`_patient_grid`: z varies along axis 0,
+    y along axis 1, x along axis 2.
+    """
+    reach = 2.0 * tumour.radius_mm * radius_scale * (1.0 + abs(tumour.lobe_strength) * len(tumour.lobe_directions))
+    box = tuple(
+        slice(int(np.searchsorted(axis, centre - reach)), int(np.searchsorted(axis, centre + reach, side="right")))
+        for axis, centre in ((z[:, 0, 0], tumour.centre_mm[2]), (y[0, :, 0], tumour.centre_mm[1]), (x[0, 0, :], tumour.centre_mm[0]))
+    )
+    distance = np.full(x.shape, np.inf)
+    x, y, z = x[box], y[box], z[box]
     d = np.stack([x - tumour.centre_mm[0], y - tumour.centre_mm[1], z - tumour.centre_mm[2]], axis=-1)
     r = np.linalg.norm(d, axis=-1)
     unit = d / np.maximum(r, 1e-6)[..., None]
     lobes = np.maximum(unit @ tumour.lobe_directions.T, 0.0) ** 4
     boundary = tumour.radius_mm * radius_scale * (1.0 + tumour.lobe_strength * lobes.sum(axis=-1))
-    return r / boundary
+    distance[box] = r / boundary
+    return distance
 
 
 def render_ct(

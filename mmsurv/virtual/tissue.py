@@ -182,15 +182,18 @@ def _value_noise(x_um: np.ndarray, y_um: np.ndarray, scale_um: float, salt: int)
     """Smooth noise in [0, 1): hashed lattice values every ``scale_um``, smoothly interpolated."""
     ux, sx, tx = _lattice(x_um, scale_um)
     uy, sy, ty = _lattice(y_um, scale_um)
-    corners = _lattice_hash(np.append(ux, ux[-1] + 1), np.append(uy, uy[-1] + 1), salt)
+    ux_next, uy_next = np.append(ux, ux[-1] + 1), np.append(uy, uy[-1] + 1)
+    corners = _lattice_hash(ux_next, uy_next, salt)
     # neighbours in the unique list are not always neighbours on the lattice: index explicitly
-    col_next = np.searchsorted(np.append(ux, ux[-1] + 1), ux + 1)
-    row_next = np.searchsorted(np.append(uy, uy[-1] + 1), uy + 1)
+    col_next = np.searchsorted(ux_next, ux + 1)
+    row_next = np.searchsorted(uy_next, uy + 1)
     tx, ty = (tx * tx * (3 - 2 * tx))[None, :], (ty * ty * (3 - 2 * ty))[:, None]
-    rows, rows_next = sy[:, None], row_next[sy][:, None]
-    cols, cols_next = sx[None, :], col_next[sx][None, :]
-    top = corners[rows, cols] * (1 - tx) + corners[rows, cols_next] * tx
-    bottom = corners[rows_next, cols] * (1 - tx) + corners[rows_next, cols_next] * tx
+    # spread the corners to pixels one axis at a time (rows, then columns): the same values as
+    # indexing with a (rows, columns) pair, several times faster
+    here, below = corners.take(sy, axis=0), corners.take(row_next[sy], axis=0)
+    cols, cols_next = sx, col_next[sx]
+    top = here.take(cols, axis=1) * (1 - tx) + here.take(cols_next, axis=1) * tx
+    bottom = below.take(cols, axis=1) * (1 - tx) + below.take(cols_next, axis=1) * tx
     return top * (1 - ty) + bottom * ty
 
 
@@ -198,14 +201,17 @@ def _nuclei_alpha(x_um: np.ndarray, y_um: np.ndarray, mpp: float, cell_um: float
     """Opacity of nuclei placed on a jittered lattice (one candidate nucleus per cell)."""
     ux, sx, fx = _lattice(x_um, cell_um)
     uy, sy, fy = _lattice(y_um, cell_um)
+
+    def per_pixel(per_cell: np.ndarray) -> np.ndarray:  # a value per lattice cell, spread to the cell's pixels
+        return per_cell.take(sy, axis=0).take(sx, axis=1)
+
     present = (_lattice_hash(ux, uy, salt) < density).astype(np.float32)
     centre_x = 0.5 + _JITTER * (_lattice_hash(ux, uy, salt + 1) - 0.5)
     centre_y = 0.5 + _JITTER * (_lattice_hash(ux, uy, salt + 2) - 0.5)
     radius = radius_um * (0.8 + 0.4 * _lattice_hash(ux, uy, salt + 3)) / cell_um
-    rows, cols = sy[:, None], sx[None, :]
-    distance = np.hypot(fx[None, :] - centre_x[rows, cols], fy[:, None] - centre_y[rows, cols])
+    distance = np.hypot(fx[None, :] - per_pixel(centre_x), fy[:, None] - per_pixel(centre_y))
     edge = max(mpp, 0.25) / cell_um  # anti-aliased rim one pixel wide
-    sharp = np.clip((radius[rows, cols] - distance) / edge + 0.5, 0.0, 1.0) * present[rows, cols]
+    sharp = np.clip((per_pixel(radius) - distance) / edge + 0.5, 0.0, 1.0) * per_pixel(present)
     # far below the nuclear size a pixel shows the average colour, not a speckle
     mean = np.float32(density * np.pi * (radius_um / cell_um) ** 2)
     blend = np.float32(np.clip((mpp - 1.0) / 3.0, 0.0, 1.0))
