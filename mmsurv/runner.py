@@ -3,8 +3,8 @@
 ``mmsurv run`` calls :func:`run_notebooks`: each notebook is executed in order with its
 ``parameters`` cell overridden (``smoke``, ``results_dir`` and any ``-p NAME=VALUE``); the
 executed copy, its figures and its ``metrics.json`` land in ``results/<notebook>/``, and a
-summary table (notebook, status, headline metrics, wall time, device) is printed and written
-to ``results/summary.md`` and ``results/summary.json``.
+summary table (notebook, status, headline metrics, cohort and notebook wall times, peak memory,
+device) is printed and written to ``results/summary.md`` and ``results/summary.json``.
 
 A notebook that reads a virtual cohort names it in its metadata (``"mmsurv": {"cohorts":
 ["brca"]}``). On virtual data the runner writes that cohort *before* starting the kernel, with
@@ -28,7 +28,16 @@ from tqdm.auto import tqdm
 
 from .environment import PROJECT_ROOT
 
-__all__ = ["NotebookRun", "discover_notebooks", "parse_parameter", "run_notebook", "run_notebooks", "format_summary"]
+__all__ = [
+    "NotebookRun",
+    "discover_notebooks",
+    "notebook_cohorts",
+    "prepare_cohorts",
+    "parse_parameter",
+    "run_notebook",
+    "run_notebooks",
+    "format_summary",
+]
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 
