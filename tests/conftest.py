@@ -73,9 +73,10 @@ class _SmokeCohorts(Mapping):
     same cohort wait for one writer (``virtual_cohort_files`` holds a lock per cohort).
     """
 
-    names = ("brca", "lung_tcga", "cesc", "lung_ct", "cesc_mri")
-
     def __init__(self) -> None:
+        from mmsurv.virtual.dataset import COHORTS
+
+        self.names = COHORTS
         self._cohorts: dict[str, object] = {}
 
     def __getitem__(self, name: str) -> object:
