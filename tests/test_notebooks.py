@@ -110,9 +110,11 @@ def test_breast_notebook_recovers_proliferation_from_slides(breast_run):
     # held-out patients (internal test + external centre): the slides carry the planted proliferation
     assert metrics["heldout_spearman_score"] >= 0.4
     assert metrics["heldout_spearman_mki67"] >= 0.3
-    # the same training on shuffled slide labels: near zero (leakage would give ~0.8)
+    # the same training on shuffled slide labels: near zero (leakage would give ~0.8). Smoke seeds
+    # 0 / 1 / 2 / 3, five retrainings each from its own initial weights: means 0.17 / 0.02 / 0.24 /
+    # -0.01, single runs -0.28 to 0.52 (held out 0.81 / 0.65 / 0.82 / 0.80)
     permuted = metrics["permuted_control"]
-    assert abs(permuted["estimate"]) < 0.3 and permuted["n_permutations"] >= 3
+    assert abs(permuted["estimate"]) < 0.3 and permuted["n_permutations"] >= 5
     assert metrics["heldout_spearman_score"] - permuted["estimate"] > 0.3
     # attention MIL over the same tile embeddings also recovers it
     assert metrics["mil_spearman_heldout"] >= 0.3
@@ -213,9 +215,10 @@ def test_lung_ct_notebook_predicts_two_year_survival_from_the_tumour_cube(lung_c
         assert auc[model]["estimate"] < auc["oracle (planted true risk)"]["estimate"] + 0.05, model
     # shuffled training labels: far below the trained CNN, and not far from chance. In CT one
     # retraining can land far from 0.5 (a network trained on noise still ranks by tumour size,
-    # which is prognostic, with an arbitrary sign): smoke seeds 0 / 1 / 2 gave 0.38 / 0.69 / 0.58 (CNN 0.81 / 0.83 / 0.76)
+    # which is prognostic, with an arbitrary sign). Smoke seeds 0 / 1 / 2, three retrainings of at most
+    # control_epochs = 10: means 0.49 / 0.61 / 0.45, single runs 0.27-0.73 (CNN 0.81 / 0.83 / 0.77)
     permuted = lung_ct_run["permuted_control"]
-    assert abs(permuted["estimate"] - 0.5) < 0.25 and permuted["n_permutations"] >= 2
+    assert abs(permuted["estimate"] - 0.5) < 0.25 and permuted["n_permutations"] >= 3
     assert auc["3D CNN"]["estimate"] - permuted["estimate"] > 0.1
     assert lung_ct_run["risk_groups_test"]["3D CNN"]["hazard_ratio"] > 1.0
     # the same tumour rescanned, or contoured by another reader, gets nearly the same prediction
