@@ -7,8 +7,8 @@ repeat it and report the mean and the spread of the null distribution. If the me
 from chance, information leaks between training and test.
 
 Give each retraining its own initial weights (the notebooks draw a new seed per call). A network
-that has barely trained still scores by what its initial weights pick up in the input (tile
-brightness, tumour size), so retrainings from one shared initialisation land on the same side
+that has barely trained still scores by what its initial weights pick up in the input (nuclear
+density in a tile, tumour size), so retrainings from one shared initialisation land on the same side
 of chance and their mean does not average out: measured in notebook 01's smoke run at seed 1,
 three such retrainings gave -0.28 to -0.21.
 """
