@@ -140,7 +140,7 @@ def write_virtual_slide(path: str | os.PathLike, recipe: TissueRecipe, mpp: floa
 def repeating_tissue(recipe: TissueRecipe, *, bank_size: int = 16, tile_px: int = _TILE) -> RegionRenderer:
     """A fast renderer for very large slides: the tissue outline is computed, the texture reused.
 
-    Rendering every pixel of a 40,000 px slide procedurally takes many minutes. For I/O
+    Rendering every pixel of a 40,000 px slide procedurally takes minutes. For I/O
     benchmarks only the file's structure matters, so this renderer draws the slide's outline
     at low resolution and fills tissue with tiles picked from a small bank of rendered tissue
     (per resolution; tile seams show). Overview levels (4 um/px and coarser) are rendered

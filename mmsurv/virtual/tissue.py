@@ -31,7 +31,9 @@ location always looks the same, whatever tile or level it is rendered in.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
+import numba
 import numpy as np
 
 __all__ = ["TissueRecipe", "tissue_recipe", "render_tissue"]
@@ -154,6 +156,46 @@ def tissue_recipe(
     )
 
 
+# ---- rendering ---------------------------------------------------------------------------
+#
+# A region is rendered in two steps. NumPy first works out, for each pattern and each axis,
+# which lattice cell every pixel falls in, and hashes those cells (small tables). A compiled
+# per-pixel loop (numba) then mixes the colours, layer by layer. The loop does, pixel by pixel
+# and in float32, exactly the arithmetic of a whole-array NumPy version (its pixels are
+# identical), without the dozen full-size intermediate images that version builds: a 2 mm
+# slide at 0.5 um/px took 2.0 s that way and takes 0.8 s this way (one process, issue 16).
+
+_F0, _F1 = np.float32(0.0), np.float32(1.0)
+
+
+class _Noise(NamedTuple):
+    """Smooth noise over a region: lattice corner values, and each pixel's cells and weights."""
+
+    corners: np.ndarray  # (cell rows + 1, cell columns + 1) hashed values in [0, 1)
+    row: np.ndarray  # each pixel row's cell row in ``corners``, and the next one down
+    row_next: np.ndarray
+    weight_y: np.ndarray  # smoothstep weight of the row below
+    col: np.ndarray
+    col_next: np.ndarray
+    weight_x: np.ndarray
+
+
+class _Nuclei(NamedTuple):
+    """Round objects on a jittered lattice over a region: per-cell tables and per-pixel cells."""
+
+    present: np.ndarray  # 1 where the cell holds a nucleus
+    centre_x: np.ndarray  # centre within the cell (fraction of the cell)
+    centre_y: np.ndarray
+    radius: np.ndarray  # radius (fraction of the cell)
+    row: np.ndarray  # each pixel row's cell row, and its position inside the cell
+    frac_y: np.ndarray
+    col: np.ndarray
+    frac_x: np.ndarray
+    edge: np.float32  # width of the anti-aliased rim (fraction of the cell)
+    blend: np.float32  # 0: sharp nuclei; 1: the average colour (far below the nuclear size)
+    mean: np.float32  # average opacity of a cell
+
+
 def _hash01(ix: np.ndarray, iy: np.ndarray, salt: int) -> np.ndarray:
     """A uniform number in [0, 1) for each integer lattice point (a 64-bit integer hash)."""
     with np.errstate(over="ignore"):
@@ -178,44 +220,123 @@ def _lattice_hash(ux: np.ndarray, uy: np.ndarray, salt: int) -> np.ndarray:
     return _hash01(ux[None, :], uy[:, None], salt)
 
 
-def _value_noise(x_um: np.ndarray, y_um: np.ndarray, scale_um: float, salt: int) -> np.ndarray:
+def _noise(x_um: np.ndarray, y_um: np.ndarray, scale_um: float, salt: int) -> _Noise:
     """Smooth noise in [0, 1): hashed lattice values every ``scale_um``, smoothly interpolated."""
     ux, sx, tx = _lattice(x_um, scale_um)
     uy, sy, ty = _lattice(y_um, scale_um)
     ux_next, uy_next = np.append(ux, ux[-1] + 1), np.append(uy, uy[-1] + 1)
-    corners = _lattice_hash(ux_next, uy_next, salt)
     # neighbours in the unique list are not always neighbours on the lattice: index explicitly
-    col_next = np.searchsorted(ux_next, ux + 1)
-    row_next = np.searchsorted(uy_next, uy + 1)
-    tx, ty = (tx * tx * (3 - 2 * tx))[None, :], (ty * ty * (3 - 2 * ty))[:, None]
-    # spread the corners to pixels one axis at a time (rows, then columns): the same values as
-    # indexing with a (rows, columns) pair, several times faster
-    here, below = corners.take(sy, axis=0), corners.take(row_next[sy], axis=0)
-    cols, cols_next = sx, col_next[sx]
-    top = here.take(cols, axis=1) * (1 - tx) + here.take(cols_next, axis=1) * tx
-    bottom = below.take(cols, axis=1) * (1 - tx) + below.take(cols_next, axis=1) * tx
-    return top * (1 - ty) + bottom * ty
+    col_next, row_next = np.searchsorted(ux_next, ux + 1), np.searchsorted(uy_next, uy + 1)
+    return _Noise(_lattice_hash(ux_next, uy_next, salt), sy, row_next[sy], ty * ty * (3 - 2 * ty), sx, col_next[sx], tx * tx * (3 - 2 * tx))
 
 
-def _nuclei_alpha(x_um: np.ndarray, y_um: np.ndarray, mpp: float, cell_um: float, density: float, radius_um: float, salt: int) -> np.ndarray:
-    """Opacity of nuclei placed on a jittered lattice (one candidate nucleus per cell)."""
+def _nuclei(x_um: np.ndarray, y_um: np.ndarray, mpp: float, cell_um: float, density: float, radius_um: float, salt: int) -> _Nuclei:
+    """Nuclei on a jittered lattice (one candidate nucleus per cell), ``density`` of cells filled."""
     ux, sx, fx = _lattice(x_um, cell_um)
     uy, sy, fy = _lattice(y_um, cell_um)
+    return _Nuclei(
+        present=(_lattice_hash(ux, uy, salt) < density).astype(np.float32),
+        centre_x=0.5 + _JITTER * (_lattice_hash(ux, uy, salt + 1) - 0.5),
+        centre_y=0.5 + _JITTER * (_lattice_hash(ux, uy, salt + 2) - 0.5),
+        radius=radius_um * (0.8 + 0.4 * _lattice_hash(ux, uy, salt + 3)) / cell_um,
+        row=sy,
+        frac_y=fy,
+        col=sx,
+        frac_x=fx,
+        edge=np.float32(max(mpp, 0.25) / cell_um),  # an anti-aliased rim one pixel wide
+        blend=np.float32(np.clip((mpp - 1.0) / 3.0, 0.0, 1.0)),
+        mean=np.float32(density * np.pi * (radius_um / cell_um) ** 2),
+    )
 
-    def per_pixel(per_cell: np.ndarray) -> np.ndarray:  # a value per lattice cell, spread to the cell's pixels
-        return per_cell.take(sy, axis=0).take(sx, axis=1)
 
-    present = (_lattice_hash(ux, uy, salt) < density).astype(np.float32)
-    centre_x = 0.5 + _JITTER * (_lattice_hash(ux, uy, salt + 1) - 0.5)
-    centre_y = 0.5 + _JITTER * (_lattice_hash(ux, uy, salt + 2) - 0.5)
-    radius = radius_um * (0.8 + 0.4 * _lattice_hash(ux, uy, salt + 3)) / cell_um
-    distance = np.hypot(fx[None, :] - per_pixel(centre_x), fy[:, None] - per_pixel(centre_y))
-    edge = max(mpp, 0.25) / cell_um  # anti-aliased rim one pixel wide
-    sharp = np.clip((per_pixel(radius) - distance) / edge + 0.5, 0.0, 1.0) * per_pixel(present)
-    # far below the nuclear size a pixel shows the average colour, not a speckle
-    mean = np.float32(density * np.pi * (radius_um / cell_um) ** 2)
-    blend = np.float32(np.clip((mpp - 1.0) / 3.0, 0.0, 1.0))
-    return (1 - blend) * sharp + blend * mean
+@numba.njit(inline="always")  # inlined into the loops that call it
+def _noise_at(n: _Noise, i: int, j: int) -> float:
+    """The noise's value at pixel (row ``i``, column ``j``): bilinear in smoothstep weights."""
+    wx, wy = n.weight_x[j], n.weight_y[i]
+    top = n.corners[n.row[i], n.col[j]] * (_F1 - wx) + n.corners[n.row[i], n.col_next[j]] * wx
+    bottom = n.corners[n.row_next[i], n.col[j]] * (_F1 - wx) + n.corners[n.row_next[i], n.col_next[j]] * wx
+    return top * (_F1 - wy) + bottom * wy
+
+
+@numba.njit(inline="always")  # inlined into the loops that call it
+def _nuclei_at(n: _Nuclei, i: int, j: int) -> float:
+    """Opacity of the nuclei at pixel (row ``i``, column ``j``)."""
+    r, c = n.row[i], n.col[j]
+    distance = np.hypot(n.frac_x[j] - n.centre_x[r, c], n.frac_y[i] - n.centre_y[r, c])
+    sharp = min(max((n.radius[r, c] - distance) / n.edge + np.float32(0.5), _F0), _F1) * n.present[r, c]
+    return (_F1 - n.blend) * sharp + n.blend * n.mean
+
+
+@numba.njit(inline="always")  # inlined into the loops that call it
+def _overlay(colour: np.ndarray, pattern: _Nuclei, paint: np.ndarray, where: float, i: int, j: int) -> None:
+    """Paint ``pattern`` over ``colour`` (one pixel's RGB, in place), only ``where`` it may appear."""
+    alpha = _nuclei_at(pattern, i, j) * where
+    for k in range(3):
+        colour[k] = colour[k] * (_F1 - alpha) + paint[k] * alpha
+
+
+@numba.njit(cache=True, nogil=True)
+def _tissue_mask(u: np.ndarray, v: np.ndarray, outline: _Noise) -> np.ndarray:
+    """Opacity of tissue on the glass: a noisy ellipse (``u``, ``v``: position in its radii)."""
+    tissue = np.empty((v.size, u.size), dtype=np.float32)
+    for i in range(v.size):
+        for j in range(u.size):
+            edge = 1.0 - np.hypot(u[j], v[i]) + np.float64(np.float32(0.55) * (_noise_at(outline, i, j) - np.float32(0.5)))
+            tissue[i, j] = np.float32(min(max(edge / 0.04, 0.0), 1.0))
+    return tissue
+
+
+@numba.njit(cache=True, nogil=True)
+def _paint(
+    tissue: np.ndarray,
+    nests: _Noise,
+    stroma_cut: np.float32,
+    texture: _Noise,
+    shade: _Noise,
+    tumour_nuclei: _Nuclei,
+    stroma_nuclei: _Nuclei,
+    lymphocytes: _Nuclei,
+    glands: _Nuclei,
+    keratin: _Nuclei,
+    alveoli: _Nuclei,
+    haematoxylin: np.ndarray,
+    eosin: np.float32,
+    thickness: np.float32,
+) -> np.ndarray:
+    """Mix every pixel's colour, layer by layer, over the glass (see :func:`render_tissue`)."""
+    rgb = np.empty(tissue.shape + (3,), dtype=np.uint8)
+    colour = np.empty(3, dtype=np.float32)
+    has_glands, has_keratin, has_alveoli = glands.mean > _F0, keratin.mean > _F0, alveoli.mean > _F0
+    for i in range(tissue.shape[0]):
+        for j in range(tissue.shape[1]):
+            t = tissue[i, j]
+            if t == _F0:  # bare glass
+                for k in range(3):
+                    rgb[i, j, k] = np.uint8(_BACKGROUND[k])
+                continue
+            # tumour nests inside stroma, pink with a fine texture
+            tumour = min(max((_noise_at(nests, i, j) - stroma_cut) / np.float32(0.05) + np.float32(0.5), _F0), _F1)
+            grain = np.float32(0.92) + np.float32(0.16) * _noise_at(texture, i, j)
+            # haematoxylin-stained nuclei: tumour cells in nests, sparse fibroblasts in stroma
+            nuclei = _nuclei_at(tumour_nuclei, i, j) * tumour + _nuclei_at(stroma_nuclei, i, j) * (_F1 - tumour)
+            darkness = np.float32(0.85) + np.float32(0.3) * _noise_at(shade, i, j)
+            lymphocyte = _nuclei_at(lymphocytes, i, j)
+            for k in range(3):
+                pink = _STROMA[k] * (_F1 - tumour) + _TUMOUR_CYTOPLASM[k] * tumour
+                colour[k] = (np.float32(255.0) - (np.float32(255.0) - pink) * eosin) * grain
+                colour[k] = colour[k] * (_F1 - nuclei) + haematoxylin[k] * darkness * nuclei
+                colour[k] = colour[k] * (_F1 - lymphocyte) + _LYMPHOCYTE[k] * lymphocyte
+            # lung subtypes: gland lumens and keratin pearls in tumour, alveolar air spaces in stroma
+            if has_glands:
+                _overlay(colour, glands, _LUMEN, tumour, i, j)
+            if has_keratin:
+                _overlay(colour, keratin, _KERATIN, tumour, i, j)
+            if has_alveoli:
+                _overlay(colour, alveoli, _BACKGROUND, _F1 - tumour, i, j)
+            for k in range(3):
+                dense = np.float32(255.0) - (np.float32(255.0) - colour[k]) * thickness  # thicker sections absorb more light
+                rgb[i, j, k] = np.uint8(min(max(_BACKGROUND[k] * (_F1 - t) + dense * t, _F0), np.float32(255.0)))
+    return rgb
 
 
 def render_tissue(recipe: TissueRecipe, x_um: float, y_um: float, width_px: int, height_px: int, mpp: float) -> np.ndarray:
@@ -241,45 +362,25 @@ def render_tissue(recipe: TissueRecipe, x_um: float, y_um: float, width_px: int,
     salt = recipe.seed * 97
 
     # tissue: a noisy ellipse on the glass
-    u = (xs[None, :] / recipe.width_um - 0.5) / 0.42
-    v = (ys[:, None] / recipe.height_um - 0.5) / 0.40
-    outline = 1.0 - np.hypot(u, v) + 0.55 * (_value_noise(xs, ys, 0.22 * min(recipe.width_um, recipe.height_um), salt) - 0.5)
-    tissue = np.clip(outline / 0.04, 0.0, 1.0).astype(np.float32)[..., None]
+    u = (xs / recipe.width_um - 0.5) / 0.42
+    v = (ys / recipe.height_um - 0.5) / 0.40
+    tissue = _tissue_mask(u, v, _noise(xs, ys, 0.22 * min(recipe.width_um, recipe.height_um), salt))
     if not tissue.any():  # bare glass (about 40% of a slide's tiles): the same pixels as below, without drawing the tissue
         return np.broadcast_to(np.clip(_BACKGROUND, 0, 255).astype(np.uint8), (height_px, width_px, 3)).copy()
 
-    # tumour nests inside stroma
-    nests = _value_noise(xs, ys, 180.0, salt + 10)
-    tumour = np.clip((nests - (1.0 - recipe.tumour_fraction)) / 0.05 + 0.5, 0.0, 1.0)[..., None]
-    texture = 0.92 + 0.16 * _value_noise(xs, ys, 12.0, salt + 20)[..., None]
-    pink = _STROMA * (1 - tumour) + _TUMOUR_CYTOPLASM * tumour
-    colour = (255.0 - (255.0 - pink) * recipe.eosin_strength) * texture
-
-    tumour_nuclei = _nuclei_alpha(xs, ys, mpp, _TUMOUR_CELL_UM, recipe.nuclear_density, recipe.nuclear_radius_um, salt + 30)
-    stroma_nuclei = _nuclei_alpha(xs, ys, mpp, 2 * _TUMOUR_CELL_UM, 0.35, 1.4, salt + 40)
-    nuclei = (tumour_nuclei * tumour[..., 0] + stroma_nuclei * (1 - tumour[..., 0]))[..., None]
-    shade = 0.85 + 0.3 * _value_noise(xs, ys, 6.0, salt + 50)[..., None]
-    colour = colour * (1 - nuclei) + np.asarray(recipe.haematoxylin, dtype=np.float32) * shade * nuclei
-
-    lymphocytes = _nuclei_alpha(xs, ys, mpp, _LYMPHOCYTE_CELL_UM, recipe.lymphocyte_density, 1.7, salt + 60)[..., None]
-    colour = colour * (1 - lymphocytes) + _LYMPHOCYTE * lymphocytes
-    colour = _subtype_morphology(recipe, colour, tumour, xs, ys, mpp, salt)
-
-    colour = 255.0 - (255.0 - colour) * recipe.thickness  # thicker sections absorb more light
-    rgb = _BACKGROUND * (1 - tissue) + colour * tissue
-    return np.clip(rgb, 0, 255).astype(np.uint8)
-
-
-def _subtype_morphology(
-    recipe: TissueRecipe, colour: np.ndarray, tumour: np.ndarray, xs: np.ndarray, ys: np.ndarray, mpp: float, salt: int
-) -> np.ndarray:
-    """Paint gland lumens and keratin pearls into tumour, and air spaces into stroma (lung subtypes)."""
-    for density, cell_um, radius_um, paint, where, offset in (
-        (recipe.glands, 36.0, 9.0, _LUMEN, tumour, 70),
-        (recipe.keratin, 48.0, 12.0, _KERATIN, tumour, 80),
-        (recipe.alveoli, 46.0, 12.0, _BACKGROUND, 1 - tumour, 90),
-    ):
-        if density > 0:
-            alpha = _nuclei_alpha(xs, ys, mpp, cell_um, density, radius_um, salt + offset)[..., None] * where
-            colour = colour * (1 - alpha) + paint * alpha
-    return colour
+    return _paint(
+        tissue,
+        nests=_noise(xs, ys, 180.0, salt + 10),
+        stroma_cut=np.float32(1.0 - recipe.tumour_fraction),
+        texture=_noise(xs, ys, 12.0, salt + 20),
+        shade=_noise(xs, ys, 6.0, salt + 50),
+        tumour_nuclei=_nuclei(xs, ys, mpp, _TUMOUR_CELL_UM, recipe.nuclear_density, recipe.nuclear_radius_um, salt + 30),
+        stroma_nuclei=_nuclei(xs, ys, mpp, 2 * _TUMOUR_CELL_UM, 0.35, 1.4, salt + 40),
+        lymphocytes=_nuclei(xs, ys, mpp, _LYMPHOCYTE_CELL_UM, recipe.lymphocyte_density, 1.7, salt + 60),
+        glands=_nuclei(xs, ys, mpp, 36.0, recipe.glands, 9.0, salt + 70),
+        keratin=_nuclei(xs, ys, mpp, 48.0, recipe.keratin, 12.0, salt + 80),
+        alveoli=_nuclei(xs, ys, mpp, 46.0, recipe.alveoli, 12.0, salt + 90),
+        haematoxylin=np.asarray(recipe.haematoxylin, dtype=np.float32),
+        eosin=np.float32(recipe.eosin_strength),
+        thickness=np.float32(recipe.thickness),
+    )
