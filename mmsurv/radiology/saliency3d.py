@@ -110,13 +110,12 @@ def gradient_saliency(
     model.to(device).eval()
     generator = torch.Generator(device="cpu").manual_seed(seed)
     base = _as_input(cube, device)
-    total = torch.zeros_like(base)
-    for _ in range(n_samples):
-        jitter = torch.randn(base.shape, generator=generator).to(device) * (noise if n_samples > 1 else 0.0)
-        noisy = (base + jitter).requires_grad_(True)
-        _score(model(noisy), target).sum().backward()
-        total += noisy.grad.abs()
-    return _unit((total / n_samples)[0, 0].detach().cpu().numpy())
+    # the noisy copies go through the network as one batch: in eval mode each copy's gradient is
+    # its own, and one pass over n copies is several times faster than n passes over one
+    jitter = torch.cat([torch.randn(base.shape, generator=generator) for _ in range(n_samples)]).to(device)
+    noisy = (base + jitter * (noise if n_samples > 1 else 0.0)).requires_grad_(True)
+    _score(model(noisy), target).sum().backward()
+    return _unit(noisy.grad.abs().mean(dim=0)[0].detach().cpu().numpy())
 
 
 def saliency_in_mask(saliency: np.ndarray, mask: np.ndarray) -> float:

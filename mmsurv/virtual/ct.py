@@ -210,24 +210,27 @@ def write_ct_series(
     folder.mkdir(parents=True, exist_ok=True)
     sop_uids = [dicom_uid(series_uid, k) for k in range(hu.shape[0])]
     file_numbers = np.random.default_rng(int(hashlib.sha256(series_uid.encode()).hexdigest()[:8], 16)).permutation(hu.shape[0]) + 1
+    # one dataset for the series: per slice, only its instance UID, number, position and pixels change
+    dataset = _base_dataset("", CT_IMAGE_STORAGE, sop_uids[0], patient)
+    dataset.Modality = "CT"
+    dataset.SeriesInstanceUID = series_uid
+    dataset.SeriesNumber = 1
+    dataset.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    dataset.PixelSpacing = [geometry.pixel_mm, geometry.pixel_mm]
+    dataset.SliceThickness = geometry.slice_mm
+    dataset.Rows, dataset.Columns = hu.shape[1], hu.shape[2]
+    dataset.SamplesPerPixel = 1
+    dataset.PhotometricInterpretation = "MONOCHROME2"
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 16, 16, 15
+    dataset.PixelRepresentation = 0
+    dataset.RescaleIntercept, dataset.RescaleSlope = -1024, 1
+    dataset.RescaleType = "HU"
+    dataset.KVP = 120
+    # one dataset for the whole series: per slice, only its instance UID, number, position and pixels change
     for k in range(hu.shape[0]):
-        dataset = _base_dataset(f"1-{file_numbers[k]:03d}.dcm", CT_IMAGE_STORAGE, sop_uids[k], patient)
-        dataset.Modality = "CT"
-        dataset.SeriesInstanceUID = series_uid
-        dataset.SeriesNumber = 1
+        dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID = sop_uids[k]
         dataset.InstanceNumber = k + 1
         dataset.ImagePositionPatient = [float(v) for v in geometry.origin + np.array([0.0, 0.0, k * geometry.slice_mm])]
-        dataset.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        dataset.PixelSpacing = [geometry.pixel_mm, geometry.pixel_mm]
-        dataset.SliceThickness = geometry.slice_mm
-        dataset.Rows, dataset.Columns = hu.shape[1], hu.shape[2]
-        dataset.SamplesPerPixel = 1
-        dataset.PhotometricInterpretation = "MONOCHROME2"
-        dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 16, 16, 15
-        dataset.PixelRepresentation = 0
-        dataset.RescaleIntercept, dataset.RescaleSlope = -1024, 1
-        dataset.RescaleType = "HU"
-        dataset.KVP = 120
         dataset.PixelData = (hu[k].astype(np.int32) + 1024).astype(np.uint16).tobytes()
         with atomic_path(folder / f"1-{file_numbers[k]:03d}.dcm") as partial:
             dataset.save_as(partial, enforce_file_format=True)
