@@ -262,8 +262,10 @@ def _noise_at(n: _Noise, i: int, j: int) -> float:
 def _nuclei_at(n: _Nuclei, i: int, j: int) -> float:
     """Opacity of the nuclei at pixel (row ``i``, column ``j``)."""
     r, c = n.row[i], n.col[j]
-    distance = np.hypot(n.frac_x[j] - n.centre_x[r, c], n.frac_y[i] - n.centre_y[r, c])
-    sharp = min(max((n.radius[r, c] - distance) / n.edge + np.float32(0.5), _F0), _F1) * n.present[r, c]
+    sharp = _F0  # an empty cell
+    if n.present[r, c] != _F0:
+        distance = np.hypot(n.frac_x[j] - n.centre_x[r, c], n.frac_y[i] - n.centre_y[r, c])
+        sharp = min(max((n.radius[r, c] - distance) / n.edge + np.float32(0.5), _F0), _F1) * n.present[r, c]
     return (_F1 - n.blend) * sharp + n.blend * n.mean
 
 
