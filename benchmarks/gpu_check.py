@@ -415,7 +415,7 @@ def notebook_section(device: str, selection: list[str], results: Path, budget: B
     dict
         ``results`` (the folder) and ``runs`` (one entry per notebook: status, wall time, device, headline).
     """
-    from mmsurv.runner import NotebookRun, format_summary, run_notebooks
+    from mmsurv.runner import NotebookRun, run_notebooks, write_summary
 
     print(f"\n[3/3] notebooks {', '.join(selection)} in smoke mode on {device} | budget {budget.seconds:.0f} s | results in {results}")
     runs: list[NotebookRun] = []
@@ -451,8 +451,7 @@ def notebook_section(device: str, selection: list[str], results: Path, budget: B
         if save is not None:
             save({"results": str(results), "runs": entries})
     if runs:
-        (results / "summary.md").write_text(format_summary(runs) + "\n")
-        (results / "summary.json").write_text(json.dumps([asdict(run) for run in runs], indent=2))
+        write_summary(runs, results)
     return {"results": str(results), "runs": entries}
 
 

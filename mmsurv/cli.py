@@ -1,8 +1,8 @@
 """Command line.
 
-``mmsurv run [NOTEBOOK ...] [--smoke] [-p NAME=VALUE ...]``
+``mmsurv run [NOTEBOOK ...] [--smoke] [-p NAME=VALUE ...] [--no-write-ahead]``
     Execute notebooks headless and summarise their metrics.
-``mmsurv generate [COHORT ...] [--size smoke|full] [--seed N]``
+``mmsurv generate [COHORT ...] [--size smoke|full] [--seed N] [--no-progress]``
     Write the virtual cohorts' files (slides, DICOM, NIfTI, GDC tables) into the data folder.
 ``mmsurv fetch MANIFEST --dest DIR``
     Download a public cohort described by a manifest in ``data_manifests/``.
@@ -29,11 +29,17 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results", type=Path, default=PROJECT_ROOT / "results", help="results folder (default: results/)")
     run.add_argument("--cell-timeout", type=int, default=3600, help="seconds any one cell may run (default 3600)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument(
+        "--no-write-ahead",
+        action="store_true",
+        help="write each virtual cohort just before its notebook, not ahead in a low-priority background process",
+    )
     generate = commands.add_parser("generate", help="write the virtual cohorts' files in the real formats")
     generate.add_argument("cohorts", nargs="*", help="brca, lung_tcga, cesc, lung_ct, cesc_mri (default: all)")
     generate.add_argument("--size", choices=["smoke", "full"], default="smoke")
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--data-dir", type=Path, default=None, help="default: $MMSURV_DATA or data/")
+    generate.add_argument("--no-progress", action="store_true", help="no progress bars, one line per cohort (for a log file)")
     fetch = commands.add_parser("fetch", help="download a public cohort described by a manifest (resumable, md5-verified)")
     fetch.add_argument("manifest", type=Path, help="a file in data_manifests/, or its name without .toml")
     fetch.add_argument("--dest", type=Path, required=True, help="destination folder")
@@ -56,8 +62,13 @@ def _generate(args: argparse.Namespace) -> int:
         return 2
     started = time.perf_counter()
     for name in args.cohorts or COHORTS:
-        dataset = virtual_cohort_files(name, seed=args.seed, size=args.size, data_dir=args.data_dir)
-        print(f"{name:10s} {dataset.info['n_patients']:5d} patients {dataset.info['n_files']:6d} files  {dataset.root}")
+        cohort_started = time.perf_counter()
+        dataset = virtual_cohort_files(name, seed=args.seed, size=args.size, data_dir=args.data_dir, progress=not args.no_progress)
+        print(
+            f"{name:10s} {dataset.info['n_patients']:5d} patients {dataset.info['n_files']:6d} files "
+            f"{time.perf_counter() - cohort_started:7.1f} s  {dataset.root}",
+            flush=True,
+        )
     print(f"done in {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -86,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mmsurv`` command; returns the process exit status."""
     args = _build_parser().parse_args(argv)
     if args.command == "run":
-        from .runner import format_summary, parse_parameter, run_notebooks
+        from .runner import parse_parameter, run_notebooks
 
         try:
             parameters = dict(parse_parameter(p) for p in args.parameter)
@@ -97,11 +108,12 @@ def main(argv: list[str] | None = None) -> int:
                 results_root=args.results,
                 cell_timeout=args.cell_timeout,
                 progress_bar=not args.no_progress,
+                write_ahead=not args.no_write_ahead,
             )
         except ValueError as err:
             print(f"mmsurv run: {err}", file=sys.stderr)
             return 2
-        print(format_summary(runs))
+        print((Path(args.results) / "summary.md").read_text(), end="")  # the table run_notebooks wrote
         print(f"\nresults written to {Path(args.results).resolve()}")
         return 0 if all(run.status == "ok" for run in runs) else 1
     if args.command == "generate":

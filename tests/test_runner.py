@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 
 import nbformat
 import pytest
+from filelock import FileLock
 
-from mmsurv.runner import discover_notebooks, parse_parameter, prepare_cohorts, run_notebooks
+from mmsurv.runner import discover_notebooks, parse_parameter, prepare_cohorts, run_notebooks, start_cohort_writer, stop_cohort_writer
+from mmsurv.virtual import cohort_being_written
 
 
 @pytest.mark.parametrize(
@@ -63,7 +67,8 @@ def test_failing_notebook_is_reported_with_its_error(tmp_path, capfd):
     assert (tmp_path / "results" / "02_bad" / "02_bad.ipynb").exists()  # the executed copy shows the error
     summary = (tmp_path / "results" / "summary.md").read_text()
     assert "FAILED 02_bad" in summary and "planted failure" in summary
-    assert "peak memory (MB)" in summary and "s writing virtual cohorts" in summary
+    assert "peak memory (MB)" in summary and "s writing virtual cohorts" in summary and " s wall" in summary
+    assert json.loads((tmp_path / "results" / "summary.json").read_text())["wall_s"] > 0
 
 
 def test_runner_writes_the_cohorts_a_notebook_names_before_running_it(tmp_path):
@@ -83,6 +88,56 @@ def test_runner_writes_the_cohorts_a_notebook_names_before_running_it(tmp_path):
     assert prepare_cohorts(notebook, smoke=True, parameters={"data_source": "tcga"}, writer=writer) is None
     assert prepare_cohorts(_write_notebook(tmp_path / "02_none.ipynb", "pass"), smoke=True, writer=writer) is None
     assert len(calls) == 2
+
+
+def _reading(path, cohorts):
+    notebook = _write_notebook(path, "pass")
+    nb = nbformat.read(notebook, as_version=4)
+    nb.metadata["mmsurv"] = {"cohorts": cohorts}
+    nbformat.write(nb, notebook)
+    return notebook
+
+
+def test_later_notebooks_cohorts_are_written_ahead_at_the_lowest_priority(tmp_path):
+    notebooks = [_reading(tmp_path / "01_a.ipynb", ["brca"]), _reading(tmp_path / "02_b.ipynb", ["brca", "cesc_mri"])]
+    options = {"smoke": True, "log_path": tmp_path / "writer.log"}
+    # nothing ahead: one notebook, real data, or only the first notebook's cohorts (written in the foreground)
+    assert start_cohort_writer(notebooks[:1], parameters={"data_dir": str(tmp_path)}, **options) is None
+    assert start_cohort_writer(notebooks, parameters={"data_source": "tcga"}, **options) is None
+    assert start_cohort_writer([notebooks[0], notebooks[0]], parameters={"data_dir": str(tmp_path)}, **options) is None
+    writer = start_cohort_writer(notebooks, parameters={"seed": 2, "data_dir": str(tmp_path)}, **options)
+    try:
+        assert os.getpriority(os.PRIO_PROCESS, writer.pid) == 19
+        assert writer.wait(timeout=300) == 0
+    finally:
+        stop_cohort_writer(writer)
+    written = sorted(p.name for p in (tmp_path / "virtual").iterdir() if not p.name.startswith("."))
+    assert written == ["cesc_mri-seed2-smoke"]  # brca is the first notebook's: left to the foreground
+    assert "cesc_mri" in (tmp_path / "writer.log").read_text()
+
+
+def test_a_stopped_writer_leaves_no_half_written_cohort(tmp_path):
+    notebooks = [_reading(tmp_path / "01_a.ipynb", []), _reading(tmp_path / "02_b.ipynb", ["brca"])]
+    writer = start_cohort_writer(notebooks, smoke=True, parameters={"data_dir": str(tmp_path)}, log_path=tmp_path / "writer.log")
+    folder = tmp_path / "virtual"
+    deadline = time.monotonic() + 120
+    while not (folder.is_dir() and any(p.name.startswith(".brca") and "partial" in p.name for p in folder.iterdir())):
+        assert writer.poll() is None and time.monotonic() < deadline, (tmp_path / "writer.log").read_text()
+        time.sleep(0.2)
+    assert cohort_being_written("brca", seed=0, size="smoke", data_dir=tmp_path)
+    stop_cohort_writer(writer)
+    assert writer.returncode != 0
+    assert [p.name for p in folder.iterdir() if not p.name.endswith(".lock")] == []  # no partial folder, no cohort
+    assert not cohort_being_written("brca", seed=0, size="smoke", data_dir=tmp_path)
+
+
+def test_cohort_being_written_reads_the_cohort_lock(tmp_path):
+    assert not cohort_being_written("cesc", seed=0, size="full", data_dir=tmp_path)
+    (tmp_path / "virtual").mkdir()
+    with FileLock(tmp_path / "virtual" / ".cesc-seed0-full.lock"):
+        assert cohort_being_written("cesc", seed=0, size="full", data_dir=tmp_path)
+        assert not cohort_being_written("cesc", seed=0, size="smoke", data_dir=tmp_path)
+    assert not cohort_being_written("cesc", seed=0, size="full", data_dir=tmp_path)
 
 
 def test_cli_exits_non_zero_and_names_the_failing_notebook(tmp_path):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from ..io.tiles import TileDataset
 from ..training import TrainingHistory, predict
@@ -180,8 +180,6 @@ def _fit_tile_model(
     seed: int,
     progress: bool,
 ) -> tuple[torch.nn.Module, TrainingHistory]:
-    from torch.utils.data import Subset
-
     from ..environment import seeded_torch
     from ..models import TileRegressor
     from ..training import train_model
@@ -220,9 +218,35 @@ def _fit_tile_model(
 
 
 def predict_tiles(
-    model: torch.nn.Module, dataset: TileDataset, *, batch_size: int = 128, num_workers: int = 0, device: str = "cpu", progress: bool = True
+    model: torch.nn.Module,
+    dataset: TileDataset,
+    *,
+    rows: np.ndarray | None = None,
+    batch_size: int = 128,
+    num_workers: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
 ) -> np.ndarray:
-    """The model's output for every tile of ``dataset``, in dataset order."""
+    """The model's output for every tile of ``dataset`` (or for the tiles ``rows``), in that order.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    dataset : TileDataset
+    rows : array of int, optional
+        Positions of the tiles to score, e.g. only the held-out slides' tiles when nothing else
+        is looked at (notebook 01's permuted-label control); default every tile.
+    batch_size, num_workers, device, progress
+        As for :func:`mmsurv.training.predict`.
+
+    Returns
+    -------
+    ndarray
+        One row per tile scored, in dataset order (or in the order of ``rows``).
+    """
     plain = dataset.relabelled(uint8=True)
-    values, order = predict(model, DataLoader(plain, batch_size=batch_size, num_workers=num_workers), device=device, progress=progress)
-    return values[np.argsort(order)]
+    source = plain if rows is None else Subset(plain, np.asarray(rows, dtype=int).tolist())
+    values, order = predict(model, DataLoader(source, batch_size=batch_size, num_workers=num_workers), device=device, progress=progress)
+    if rows is None:
+        return values[np.argsort(order)]
+    return values  # an unshuffled loader over the subset visits ``rows`` in order

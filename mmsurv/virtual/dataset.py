@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from ..environment import PROJECT_ROOT
 from ..io.gdc import write_sample_sheet
@@ -64,6 +64,7 @@ __all__ = [
     "CohortSize",
     "VirtualDataset",
     "virtual_cohort_files",
+    "cohort_being_written",
     "default_data_dir",
     "GENERATOR_VERSION",
     "generator_fingerprint",
@@ -215,12 +216,38 @@ def virtual_cohort_files(
         raise ValueError(f"unknown virtual cohort {name!r}; choose from {COHORTS}")
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
-    root = Path(data_dir or default_data_dir()) / "virtual" / f"{name}-seed{seed}-{size}"
+    root = _cohort_root(name, seed, size, data_dir)
     root.parent.mkdir(parents=True, exist_ok=True)
     # one writer per cohort: another process (a second notebook, a pytest-xdist worker) asking for
     # the same cohort meanwhile waits here, then reads what the first one wrote
-    with FileLock(root.with_name(f".{root.name}.lock")):
+    with FileLock(_lock_path(root)):
         return _cohort_files(name, root, seed, size, workers, progress)
+
+
+def cohort_being_written(name: str, *, seed: int = 0, size: str = "smoke", data_dir: str | os.PathLike | None = None) -> bool:
+    """Whether another process holds the cohort's lock now, i.e. is writing it (or reading it back).
+
+    A call of :func:`virtual_cohort_files` for that cohort would wait for it; the runner says so
+    instead of sitting silent.
+    """
+    lock_path = _lock_path(_cohort_root(name, seed, size, data_dir))
+    if not lock_path.parent.is_dir():
+        return False
+    lock = FileLock(lock_path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+def _cohort_root(name: str, seed: int, size: str, data_dir: str | os.PathLike | None) -> Path:
+    return Path(data_dir or default_data_dir()) / "virtual" / f"{name}-seed{seed}-{size}"
+
+
+def _lock_path(root: Path) -> Path:
+    return root.with_name(f".{root.name}.lock")
 
 
 def _cohort_files(name: str, root: Path, seed: int, size: str, workers: int | None, progress: bool) -> VirtualDataset:
