@@ -145,22 +145,35 @@ def prepare_cohorts(
     return round(time.perf_counter() - start, 1)
 
 
-def _lowest_cpu_priority() -> None:  # runs in the writer's process, before it starts
+def _lowest_cpu_priority() -> None:
+    """Runs in the writer's process before it starts: nice 19, for the process and its session.
+
+    Where Linux groups processes by session for scheduling (``sched_autogroup``, on by default on
+    desktops and on the kit's machines), nice values only rank processes *within* a session, and
+    sessions share the CPU equally: a writer at nice 19 in its own session still took half of
+    the cores from the notebook's kernel (which Jupyter starts in a session of its own). So the
+    session's weight is lowered as well (``/proc/self/autogroup``).
+    """
     os.nice(19)
+    try:
+        Path("/proc/self/autogroup").write_text("19")
+    except OSError:  # no autogroup scheduling here (other systems, or switched off): the nice value suffices
+        pass
 
 
 def start_cohort_writer(notebooks: list[Path], *, smoke: bool, parameters: dict[str, Any] | None = None, log_path: Path) -> subprocess.Popen | None:
-    """Start a background process that writes the virtual cohorts of ``notebooks[1:]``, in order.
+    """Start a background process that writes the virtual cohorts of the later notebooks, in order.
 
     The process runs ``mmsurv generate`` at the lowest CPU priority, so it uses the cores only
-    when the running notebook leaves them idle; the first notebook's cohorts are left to the
-    foreground (:func:`prepare_cohorts`, with its progress bar). Returns ``None`` when there is
-    nothing to write ahead: one notebook, real data, or only the first notebook's cohorts.
+    when the running notebook leaves them idle. The cohorts of the first notebook that reads any
+    are left to the foreground (:func:`prepare_cohorts`, with its progress bar and ETA): nothing
+    runs yet that the background could hide them behind. Returns ``None`` when there is nothing
+    to write ahead: real data, or no cohort beyond that first notebook's.
 
     Parameters
     ----------
     notebooks : list of Path
-        The notebooks about to run, in order.
+        The notebooks about to run, in order (their ``metadata.mmsurv.cohorts`` name the cohorts).
     smoke : bool
         Smoke-size cohorts instead of full-size ones.
     parameters : dict, optional
@@ -173,10 +186,10 @@ def start_cohort_writer(notebooks: list[Path], *, smoke: bool, parameters: dict[
     subprocess.Popen or None
     """
     parameters = parameters or {}
-    if len(notebooks) < 2 or parameters.get("data_source", "virtual") != "virtual":
+    reading = [cohorts for cohorts in map(notebook_cohorts, notebooks) if cohorts]
+    if len(reading) < 2 or parameters.get("data_source", "virtual") != "virtual":
         return None
-    first = set(notebook_cohorts(notebooks[0]))
-    ahead = list(dict.fromkeys(name for notebook in notebooks[1:] for name in notebook_cohorts(notebook) if name not in first))
+    ahead = list(dict.fromkeys(name for cohorts in reading[1:] for name in cohorts if name not in reading[0]))
     if not ahead:
         return None
     command = [sys.executable, "-m", "mmsurv", "generate", *ahead, "--size", "smoke" if smoke else "full"]

@@ -99,12 +99,13 @@ def _reading(path, cohorts):
 
 
 def test_later_notebooks_cohorts_are_written_ahead_at_the_lowest_priority(tmp_path):
-    notebooks = [_reading(tmp_path / "01_a.ipynb", ["brca"]), _reading(tmp_path / "02_b.ipynb", ["brca", "cesc_mri"])]
+    primer = _reading(tmp_path / "00_none.ipynb", [])
+    notebooks = [primer, _reading(tmp_path / "01_a.ipynb", ["brca"]), _reading(tmp_path / "02_b.ipynb", ["brca", "cesc_mri"])]
     options = {"smoke": True, "log_path": tmp_path / "writer.log"}
-    # nothing ahead: one notebook, real data, or only the first notebook's cohorts (written in the foreground)
-    assert start_cohort_writer(notebooks[:1], parameters={"data_dir": str(tmp_path)}, **options) is None
+    # nothing ahead: real data, or no cohort beyond the first reading notebook's (written in the foreground, with its bar)
+    assert start_cohort_writer(notebooks[:2], parameters={"data_dir": str(tmp_path)}, **options) is None
     assert start_cohort_writer(notebooks, parameters={"data_source": "tcga"}, **options) is None
-    assert start_cohort_writer([notebooks[0], notebooks[0]], parameters={"data_dir": str(tmp_path)}, **options) is None
+    assert start_cohort_writer([primer, notebooks[1], notebooks[1]], parameters={"data_dir": str(tmp_path)}, **options) is None
     writer = start_cohort_writer(notebooks, parameters={"seed": 2, "data_dir": str(tmp_path)}, **options)
     try:
         assert os.getpriority(os.PRIO_PROCESS, writer.pid) == 19
@@ -117,7 +118,7 @@ def test_later_notebooks_cohorts_are_written_ahead_at_the_lowest_priority(tmp_pa
 
 
 def test_a_stopped_writer_leaves_no_half_written_cohort(tmp_path):
-    notebooks = [_reading(tmp_path / "01_a.ipynb", []), _reading(tmp_path / "02_b.ipynb", ["brca"])]
+    notebooks = [_reading(tmp_path / "01_a.ipynb", ["cesc_mri"]), _reading(tmp_path / "02_b.ipynb", ["brca"])]
     writer = start_cohort_writer(notebooks, smoke=True, parameters={"data_dir": str(tmp_path)}, log_path=tmp_path / "writer.log")
     folder = tmp_path / "virtual"
     deadline = time.monotonic() + 120
