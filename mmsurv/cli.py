@@ -1,6 +1,6 @@
 """Command line.
 
-``mmsurv run [NOTEBOOK ...] [--smoke] [-p NAME=VALUE ...] [--no-write-ahead]``
+``mmsurv run [NOTEBOOK ...] [--smoke] [-p NAME=VALUE ...] [--write-ahead]``
     Execute notebooks headless and summarise their metrics.
 ``mmsurv generate [COHORT ...] [--size smoke|full] [--seed N] [--no-progress]``
     Write the virtual cohorts' files (slides, DICOM, NIfTI, GDC tables) into the data folder.
@@ -30,9 +30,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cell-timeout", type=int, default=3600, help="seconds any one cell may run (default 3600)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument(
-        "--no-write-ahead",
+        "--write-ahead",
         action="store_true",
-        help="write each virtual cohort just before its notebook, not ahead in a low-priority background process",
+        help="write later notebooks' virtual cohorts in a low-priority background process meanwhile (pays with spare cores, not on 2)",
     )
     generate = commands.add_parser("generate", help="write the virtual cohorts' files in the real formats")
     generate.add_argument("cohorts", nargs="*", help="brca, lung_tcga, cesc, lung_ct, cesc_mri (default: all)")
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 results_root=args.results,
                 cell_timeout=args.cell_timeout,
                 progress_bar=not args.no_progress,
-                write_ahead=not args.no_write_ahead,
+                write_ahead=args.write_ahead,
             )
         except ValueError as err:
             print(f"mmsurv run: {err}", file=sys.stderr)

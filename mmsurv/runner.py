@@ -11,12 +11,14 @@ A notebook that reads a virtual cohort names it in its metadata (``"mmsurv": {"c
 its own progress bar and ETA, so the time spent writing files is visible and reported apart
 from the notebook's (the ``cohort (s)`` column); the notebook then reads the finished files.
 
-When several notebooks run, the cohorts of the later ones are written *ahead*, by a background
-process at the lowest CPU priority (``nice 19``, :func:`start_cohort_writer`): it takes the
-cycles the running notebook leaves idle (single-threaded cells, plotting, the kernel starting),
-so most of the writing no longer adds to the wall time. A notebook whose cohort is not finished
-when its turn comes waits for it (the cohort's lock), and its ``cohort (s)`` column is that
-wait. The writer's own log is ``cohort-writer.log`` beside the summary.
+With ``write_ahead=True`` (``mmsurv run --write-ahead``) the cohorts of the later notebooks are
+written *ahead*, by a background process at the lowest CPU priority (:func:`start_cohort_writer`),
+meant to take the cycles the running notebook leaves idle. A notebook whose cohort is not
+finished when its turn comes waits for it (the cohort's lock), and its ``cohort (s)`` column is
+that wait; the writer's log is ``cohort-writer.log`` beside the summary. It is off by default:
+on the kit's 2-core machine it slowed the running notebook about as much as it saved (issue 16:
+notebook 01 took 543 s instead of 428 s while the CT cohort, 157 s on its own, was written
+behind it). It pays where cores are spare, e.g. a GPU machine with many CPU cores.
 """
 
 from __future__ import annotations
@@ -349,7 +351,7 @@ def run_notebooks(
     results_root: str | os.PathLike = PROJECT_ROOT / "results",
     cell_timeout: int = 3600,
     progress_bar: bool = True,
-    write_ahead: bool = True,
+    write_ahead: bool = False,
 ) -> list[NotebookRun]:
     """Execute notebooks in order and write ``summary.md`` / ``summary.json`` under ``results_root``.
 
@@ -365,9 +367,9 @@ def run_notebooks(
     cell_timeout : int
         Seconds any one cell may run.
     progress_bar : bool
-    write_ahead : bool, default True
+    write_ahead : bool, default False
         Write the later notebooks' virtual cohorts in a low-priority background process while
-        the earlier notebooks run (:func:`start_cohort_writer`).
+        the earlier notebooks run (:func:`start_cohort_writer`); worth it only with spare cores.
 
     Returns
     -------
