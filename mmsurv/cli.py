@@ -6,6 +6,8 @@
     Write the virtual cohorts' files (slides, DICOM, NIfTI, GDC tables) into the data folder.
 ``mmsurv fetch MANIFEST --dest DIR``
     Download a public cohort described by a manifest in ``data_manifests/``.
+``mmsurv embed COHORT_DIR --out FEATURES_DIR [--backbone NAME] [--weights PATH] [--engine local|ray] ...``
+    Embed every tile of every slide into ``FEATURES_DIR/<extractor>/<slide_id>.h5`` (resumable).
 """
 
 from __future__ import annotations
@@ -48,6 +50,23 @@ def _build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--tcia-api", default=None, help="NBIA API base URL (a mirror or test server)")
     fetch.add_argument("--retries", type=int, default=3)
     fetch.add_argument("--list", action="store_true", help="only resolve the manifest and list the files")
+    embed = commands.add_parser("embed", help="embed every tile of a cohort's slides into per-slide feature files (resumable)")
+    embed.add_argument("cohort", type=Path, help="a folder from mmsurv fetch / generate (its sample sheet), or any folder of slides")
+    embed.add_argument("--out", type=Path, required=True, help="features folder: files go to OUT/<extractor>/<slide_id>.h5")
+    embed.add_argument("--backbone", default="resnet50", help="resnet18, resnet50 (default), another torchvision ResNet, small, or timm:NAME")
+    embed.add_argument(
+        "--weights", type=Path, default=None, help="a weights file you downloaded (.pth/.pt/.bin/.safetensors), e.g. a foundation model's"
+    )
+    embed.add_argument("--mpp", type=float, default=0.5, help="microns per pixel of the tiles (default 0.5, about 20x)")
+    embed.add_argument("--tile-px", type=int, default=224, help="tile side in pixels (default 224)")
+    embed.add_argument("--min-tissue", type=float, default=0.5, help="least fraction of a tile that is tissue (default 0.5)")
+    embed.add_argument("--batch-size", type=int, default=64)
+    embed.add_argument("--device", default="auto", help="auto (default), cuda, mps or cpu")
+    embed.add_argument("--engine", choices=["local", "ray"], default="local", help="local (one process) or ray (needs the scale extra)")
+    embed.add_argument("--num-workers", type=int, default=0, help="local engine: DataLoader worker processes reading tiles")
+    embed.add_argument("--actors", type=int, default=None, help="ray engine: backbone actors (default one per GPU, else half the CPUs)")
+    embed.add_argument("--seed", type=int, default=0, help="seed of a random initialisation (when no weights are given or cached)")
+    embed.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
 
@@ -93,6 +112,40 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embed(args: argparse.Namespace) -> int:
+    import warnings
+
+    from .io.errors import DataFormatError, DataWarning
+    from .pathology.cohort_embedding import embed_cohort
+    from .pathology.extractors import ExtractorSpec
+
+    spec = ExtractorSpec(backbone=args.backbone, weights=str(args.weights) if args.weights else None, seed=args.seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)  # the failed slides are listed below, once
+            summary = embed_cohort(
+                args.cohort,
+                args.out,
+                extractor=spec,
+                mpp=args.mpp,
+                tile_px=args.tile_px,
+                min_tissue=args.min_tissue,
+                batch_size=args.batch_size,
+                device=args.device,
+                engine=args.engine,
+                num_workers=args.num_workers,
+                actors=args.actors,
+                progress=not args.no_progress,
+            )
+    except (DataFormatError, ValueError, ImportError) as error:
+        print(f"mmsurv embed: {error}", file=sys.stderr)
+        return 2
+    for slide_id, problem in summary.failed.items():
+        print(f"failed: {slide_id}: {problem}", file=sys.stderr)
+    print(summary.line())
+    return 1 if summary.failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mmsurv`` command; returns the process exit status."""
     args = _build_parser().parse_args(argv)
@@ -120,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         return _generate(args)
     if args.command == "fetch":
         return _fetch(args)
+    if args.command == "embed":
+        return _embed(args)
     return 2
 
 

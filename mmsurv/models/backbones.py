@@ -1,22 +1,30 @@
-"""Image backbones for tiles: torchvision's ResNets (18 to 152), or a small CNN for CPU smoke runs.
+"""Image backbones for tiles: torchvision's ResNets (18 to 152), timm's models, or a small CNN for CPU smoke runs.
 
 Pretrained ImageNet weights come through torchvision's ``weights=`` argument, exactly as with
 internet access - but the kit never downloads at run time. If the weights file is already in
 torch's hub cache (``~/.cache/torch/hub/checkpoints``), it is used; otherwise the network
 starts from random initialisation and a warning says so.
+
+Any backbone also takes a ``state_dict`` the caller loaded (a foundation model's checkpoint a
+user downloaded, say ``timm:vit_large_patch16_224`` with UNI's weights): it must fit the
+network exactly, apart from a classification head, which is dropped.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["SmallCNN", "tile_backbone", "BACKBONES"]
+__all__ = ["SmallCNN", "tile_backbone", "load_matching_weights", "BACKBONES"]
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "small")
+
+#: Parameter names of classification heads, which a checkpoint may carry and a feature extractor drops.
+_HEAD_PREFIXES = ("fc.", "head.", "heads.", "classifier.", "head_dist.")
 
 
 class SmallCNN(nn.Module):
@@ -49,29 +57,44 @@ def _cached_weights_available(weights: object) -> bool:
     return bool(url) and (Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]).is_file()
 
 
-def tile_backbone(name: str = "resnet18", *, pretrained: bool = True) -> tuple[nn.Module, int]:
+def tile_backbone(name: str = "resnet18", *, pretrained: bool = True, state_dict: Mapping[str, torch.Tensor] | None = None) -> tuple[nn.Module, int]:
     """A feature extractor for tiles and the size of the feature vector it returns.
 
     Parameters
     ----------
-    name : {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "small"}, default "resnet18"
-        Any ResNet accepts any tile size (its global average pooling makes the input size free):
-        the paper's "RNet" is a ResNet-152 on its own tile size.
+    name : str, default "resnet18"
+        ``"resnet18"`` ... ``"resnet152"``, ``"small"``, or ``"timm:<model name>"`` (any model of
+        the timm library, e.g. ``"timm:vit_small_patch16_224"``). Any ResNet accepts any tile
+        size (its global average pooling makes the input size free): the paper's "RNet" is a
+        ResNet-152 on its own tile size.
     pretrained : bool, default True
-        Use ImageNet weights when they are available offline (ResNets only).
+        Use torchvision's ImageNet weights when they are available offline (ResNets only).
+    state_dict : mapping, optional
+        Weights to load instead (see the module notes); the network then normalises its input
+        with ImageNet's channel statistics (timm: the model's own).
 
     Returns
     -------
     (module, n_features)
         ``module(images)`` maps (batch, 3, H, W) images in [0, 1] to (batch, n_features).
+
+    Raises
+    ------
+    ValueError
+        Unknown name, or ``state_dict`` does not fit the network (the message lists the
+        missing, unexpected and misshapen parameters).
     """
     if name == "small":
         model = SmallCNN()
+        if state_dict is not None:
+            load_matching_weights(model, state_dict, name)
         return model, model.out_features
+    if name.startswith("timm:"):
+        return _timm_backbone(name, state_dict)
     if name in BACKBONES:
         from torchvision.models import get_model, get_model_weights
 
-        weights = get_model_weights(name).IMAGENET1K_V1 if pretrained else None
+        weights = get_model_weights(name).IMAGENET1K_V1 if pretrained and state_dict is None else None
         if weights is not None and not _cached_weights_available(weights):
             warnings.warn(
                 f"ImageNet weights for {name} are not in torch's hub cache and nothing is downloaded at run time: starting from random initialisation",
@@ -81,17 +104,63 @@ def tile_backbone(name: str = "resnet18", *, pretrained: bool = True) -> tuple[n
         model = get_model(name, weights=weights)
         n_features = model.fc.in_features
         model.fc = nn.Identity()
-        return _Normalised(model, imagenet=weights is not None), n_features
-    raise ValueError(f"unknown backbone {name!r}; choose from {BACKBONES}")
+        if state_dict is not None:
+            load_matching_weights(model, state_dict, name)
+        return _Normalised(model, imagenet=weights is not None or state_dict is not None), n_features
+    raise ValueError(f"unknown backbone {name!r}; choose from {BACKBONES} or 'timm:<model name>'")
+
+
+def _timm_backbone(name: str, state_dict: Mapping[str, torch.Tensor] | None) -> tuple[nn.Module, int]:
+    import timm
+    from timm.data import resolve_model_data_config
+
+    model_name = name.removeprefix("timm:")
+    try:
+        model = timm.create_model(model_name, pretrained=False, num_classes=0)
+    except RuntimeError as error:  # timm's "Unknown model"
+        raise ValueError(f"backbone {name!r}: {error}") from error
+    if state_dict is not None:
+        load_matching_weights(model, state_dict, name)
+    config = resolve_model_data_config(model)
+    return _Normalised(model, mean=config["mean"], std=config["std"]), model.num_features
+
+
+def load_matching_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], name: str) -> None:
+    """Load ``state_dict`` into ``model`` only if it fits exactly (a classification head aside).
+
+    A ``module.`` prefix (saved from ``DataParallel``) is removed first.
+
+    Raises
+    ------
+    ValueError
+        Naming up to three missing, unexpected and misshapen parameters each.
+    """
+    state = {key.removeprefix("module."): value for key, value in state_dict.items()}
+    own = model.state_dict()
+    missing = [key for key in own if key not in state]
+    unexpected = [key for key in state if key not in own and not key.startswith(_HEAD_PREFIXES)]
+    misshapen = [
+        f"{key} {tuple(state[key].shape)} (the network has {tuple(own[key].shape)})"
+        for key in own
+        if key in state and state[key].shape != own[key].shape
+    ]
+    if missing or unexpected or misshapen:
+        kinds = (("missing", missing), ("unexpected", unexpected), ("of another shape", misshapen))
+        problems = [f"{len(found)} {what} ({', '.join(found[:3])}{', ...' if len(found) > 3 else ''})" for what, found in kinds if found]
+        raise ValueError(f"these weights do not fit backbone {name!r}: parameters {'; '.join(problems)}")
+    model.load_state_dict({key: state[key] for key in own})
 
 
 class _Normalised(nn.Module):
     """Apply ImageNet channel normalisation (for pretrained weights) before the network."""
 
-    def __init__(self, network: nn.Module, imagenet: bool) -> None:
+    def __init__(
+        self, network: nn.Module, imagenet: bool = True, mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None
+    ) -> None:
         super().__init__()
         self.network = network
-        mean, std = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]) if imagenet else ([0.5] * 3, [0.25] * 3)
+        if mean is None or std is None:
+            mean, std = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]) if imagenet else ([0.5] * 3, [0.25] * 3)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
 

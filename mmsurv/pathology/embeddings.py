@@ -1,8 +1,9 @@
 """Per-slide tile embeddings cached on disk, and slides as bags of them for multiple-instance learning.
 
-The cache follows CLAM's layout: ``<cache>/<slide_id>.npz`` holding the features and the tile
-coordinates they belong to, written atomically, so a second run is instant and an interrupted
-one resumes.
+The cache is CLAM's layout, in the format of :mod:`mmsurv.pathology.feature_files`:
+``<cache>/<slide_id>.h5`` holding the features and the tile coordinates they belong to, written
+atomically, so a second run is instant and an interrupted one resumes. ``mmsurv embed`` writes
+the same files for a whole cohort (:mod:`mmsurv.pathology.cohort_embedding`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,49 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_path
 from ..io.slides import TileGrid
 from ..io.tiles import TileDataset
 from ..training import predict
+from .feature_files import feature_file, finished_slide, read_slide_features, write_slide_features
 
-__all__ = ["embed_slides", "SlideBags"]
+__all__ = ["embed_slides", "embed_grid", "grid_settings", "SlideBags"]
+
+
+def embed_grid(
+    embed: Callable[[torch.Tensor], torch.Tensor],
+    grid: TileGrid,
+    *,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: str = "cpu",
+    progress: bool = False,
+    description: str = "tiles",
+) -> np.ndarray:
+    """Embed every tile of one grid, in the grid's order; returns (n_tiles, n_features) float32.
+
+    Tiles are read in order, so neighbouring tiles of a row are read as one strip
+    (:class:`~mmsurv.io.tiles.TileDataset`), and handed to ``embed`` as uint8 batches turned
+    into [0, 1] floats on ``device``.
+    """
+    loader = DataLoader(TileDataset(grid, uint8=True), batch_size=batch_size, num_workers=num_workers)
+    values, order = predict(embed, loader, device=device, progress=progress, description=description)
+    return values[np.argsort(order)].astype(np.float32, copy=False)
+
+
+def grid_settings(grid: TileGrid) -> dict[str, object]:
+    """The tiling settings a feature file records: microns per pixel, tile size, level read, and the slide's file name."""
+    return {
+        "mpp": float(grid.mpp),
+        "tile_px": int(grid.tile_px),
+        "level": int(grid.level),
+        "read_px": int(grid.read_px),
+        "slide_file": Path(grid.slide_path).name,
+    }
+
+
+def grid_coords(grid: TileGrid) -> np.ndarray:
+    """(n_tiles, 2) level-0 (x, y) of a grid's tiles."""
+    return np.column_stack([grid.tiles["x"].to_numpy(np.int64), grid.tiles["y"].to_numpy(np.int64)])
 
 
 def embed_slides(
@@ -34,33 +72,39 @@ def embed_slides(
     num_workers: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    attrs: Mapping[str, object] | None = None,
 ) -> dict[str, np.ndarray]:
     """Embed every tile of every slide, one cache file per slide; cached slides are not recomputed.
 
-    Each slide's features are written to ``<cache_dir>/<slide_id>.npz`` (``features``,
-    ``x``, ``y``) atomically, so an interrupted run resumes where it stopped. A cached file
-    whose tile coordinates differ from the grid's (the tiling changed) is recomputed.
+    Each slide's features are written to ``<cache_dir>/<slide_id>.h5`` (``features``, ``coords``
+    and the tiling settings as attributes; see :mod:`mmsurv.pathology.feature_files`)
+    atomically, so an interrupted run resumes where it stopped. A cached file whose tile
+    coordinates or settings differ from the grid's (the tiling changed) is recomputed.
+
+    Parameters
+    ----------
+    embed : callable
+        Image batch (B, 3, H, W) in [0, 1] -> features (B, n_features), e.g. ``model.embed``.
+    grids, slide_ids : lists of the same length
+    cache_dir : path-like
+        Name it after the weights (e.g. with :func:`~mmsurv.training.model_fingerprint`):
+        the files do not know which network made them unless ``attrs`` says so.
+    attrs : mapping, optional
+        More attributes to store and to require of cached files (e.g. a weights fingerprint).
 
     Returns
     -------
     dict slide id -> array (n_tiles, n_features)
     """
-    cache = Path(cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
     features = {}
     for slide_id, grid in tqdm(list(zip(slide_ids, grids)), desc="embedding slides", leave=False, disable=not progress):
-        path = cache / f"{slide_id}.npz"
-        if path.is_file():
-            stored = np.load(path)
-            if np.array_equal(stored["x"], grid.tiles["x"]) and np.array_equal(stored["y"], grid.tiles["y"]):
-                features[slide_id] = stored["features"]
-                continue
-        loader = DataLoader(TileDataset(grid, uint8=True), batch_size=batch_size, num_workers=num_workers)
-        values, order = predict(embed, loader, device=device, progress=False)
-        values = values[np.argsort(order)]
-        with atomic_path(path) as partial:
-            with open(partial, "wb") as handle:
-                np.savez(handle, features=values, x=grid.tiles["x"].to_numpy(), y=grid.tiles["y"].to_numpy())
+        path = feature_file(cache_dir, slide_id)
+        settings = {**grid_settings(grid), **(attrs or {})}
+        if finished_slide(path, settings, coords=grid_coords(grid)):
+            features[slide_id] = read_slide_features(path).features
+            continue
+        values = embed_grid(embed, grid, batch_size=batch_size, num_workers=num_workers, device=device)
+        write_slide_features(path, values, grid_coords(grid), settings)
         features[slide_id] = values
     return features
 
