@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -126,15 +128,26 @@ def test_later_notebooks_cohorts_are_written_ahead_at_the_lowest_priority(tmp_pa
 
 def test_a_stopped_writer_leaves_no_half_written_cohort(tmp_path):
     notebooks = [_reading(tmp_path / "01_a.ipynb", ["cesc_mri"]), _reading(tmp_path / "02_b.ipynb", ["brca"])]
-    writer = start_cohort_writer(
-        notebooks, smoke=True, parameters={"data_dir": str(tmp_path)}, log_path=tmp_path / "writer.log", lowest_priority=False
-    )
     folder = tmp_path / "virtual"
-    deadline = time.monotonic() + 300
-    while not (folder.is_dir() and any(p.name.startswith(".brca") and "partial" in p.name for p in folder.iterdir())):
-        assert writer.poll() is None and time.monotonic() < deadline, (tmp_path / "writer.log").read_text()
-        time.sleep(0.2)
+    for _attempt in range(3):  # freeze the writer mid-cohort; on a loaded machine it may finish before it is frozen
+        writer = start_cohort_writer(
+            notebooks, smoke=True, parameters={"data_dir": str(tmp_path)}, log_path=tmp_path / "writer.log", lowest_priority=False
+        )
+        deadline = time.monotonic() + 300
+        while not (folder.is_dir() and any(p.name.startswith(".brca") and "partial" in p.name for p in folder.iterdir())):
+            assert writer.poll() is None and time.monotonic() < deadline, (tmp_path / "writer.log").read_text()
+            time.sleep(0.2)
+        os.killpg(writer.pid, signal.SIGSTOP)
+        if writer.poll() is None and any("partial" in p.name for p in folder.iterdir()):
+            break
+        os.killpg(writer.pid, signal.SIGCONT)
+        writer.wait()
+        shutil.rmtree(folder)
+    else:
+        pytest.fail("the writer finished its cohort before it could be frozen, three times")
     assert cohort_being_written("brca", seed=0, size="smoke", data_dir=tmp_path)
+    os.killpg(writer.pid, signal.SIGINT)  # what stop_cohort_writer sends, delivered as the writer wakes mid-cohort
+    os.killpg(writer.pid, signal.SIGCONT)
     stop_cohort_writer(writer)
     assert writer.returncode != 0
     assert [p.name for p in folder.iterdir() if not p.name.endswith(".lock")] == []  # no partial folder, no cohort

@@ -25,12 +25,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from ..environment import select_device
 from ..io.errors import DataFormatError, DataWarning
 from ..io.gdc import read_sample_sheet, sample_files
-from ..io.slides import open_slide, tile_grid
+from ..io.slides import TileGrid, open_slide, tile_grid
 from .embeddings import embed_grid, grid_coords, grid_settings
 from .extractors import Extractor, ExtractorSpec
 from .feature_files import feature_file, finished_slide, read_slide_features, write_slide_features
@@ -192,7 +193,7 @@ def embed_cohort(
     return summary
 
 
-def plan_slide(path: Path, expected: Mapping[str, object]):
+def plan_slide(path: Path, expected: Mapping[str, object]) -> TileGrid:
     """Open a slide and lay its tile grid with the requested settings (raises DataFormatError / ValueError)."""
     with open_slide(path) as slide:
         grid = tile_grid(slide, mpp=float(expected["mpp"]), tile_px=int(expected["tile_px"]), min_tissue=float(expected["min_tissue"]))
@@ -201,9 +202,21 @@ def plan_slide(path: Path, expected: Mapping[str, object]):
     return grid
 
 
-def slide_attrs(grid, expected: Mapping[str, object]) -> dict[str, object]:
-    """Every attribute a cohort's feature file carries: the request and the grid's own settings."""
-    return {**grid_settings(grid), **expected}
+def save_slide(
+    slide_id: str,
+    grid: TileGrid,
+    features: np.ndarray,
+    folder: Path,
+    expected: Mapping[str, object],
+    summary: EmbeddingSummary,
+    on_slide_written: Callable[[str], None] | None,
+) -> None:
+    """Write one slide's file (the request's settings and the grid's as attributes), count it, and report it."""
+    write_slide_features(feature_file(folder, slide_id), features, grid_coords(grid), {**grid_settings(grid), **expected})
+    summary.embedded.append(slide_id)
+    summary.n_tiles += len(grid)
+    if on_slide_written is not None:
+        on_slide_written(slide_id)
 
 
 def _embed_locally(
@@ -234,12 +247,8 @@ def _embed_locally(
             progress=progress,
             description=f"{slide_id[:24]} tiles",
         )
-        write_slide_features(feature_file(folder, slide_id), values, grid_coords(grid), slide_attrs(grid, expected))
-        summary.embedded.append(slide_id)
-        summary.n_tiles += len(grid)
+        save_slide(slide_id, grid, values, folder, expected, summary, on_slide_written)
         bar.set_postfix(tiles=f"{summary.n_tiles:,}", failed=len(summary.failed))
-        if on_slide_written is not None:
-            on_slide_written(slide_id)
 
 
 def _refuse_other_settings(folder: Path, expected: Mapping[str, object]) -> None:

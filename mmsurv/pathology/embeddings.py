@@ -22,7 +22,7 @@ from ..io.tiles import TileDataset
 from ..training import predict
 from .feature_files import feature_file, finished_slide, read_slide_features, write_slide_features
 
-__all__ = ["embed_slides", "embed_grid", "grid_settings", "SlideBags"]
+__all__ = ["embed_slides", "embed_grid", "grid_settings", "grid_coords", "SlideBags"]
 
 
 def embed_grid(

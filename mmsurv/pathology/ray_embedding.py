@@ -33,10 +33,8 @@ from tqdm.auto import tqdm
 from ..io.errors import DataFormatError
 from ..io.slides import TileGrid
 from ..io.tiles import TileDataset
-from .cohort_embedding import EmbeddingSummary, plan_slide, slide_attrs
-from .embeddings import grid_coords
+from .cohort_embedding import EmbeddingSummary, plan_slide, save_slide
 from .extractors import Extractor, ExtractorSpec
-from .feature_files import feature_file, write_slide_features
 
 __all__ = ["embed_with_ray", "CHUNK_TILES"]
 
@@ -228,12 +226,7 @@ def _collect(
             else:
                 tiles = np.concatenate([t for t, _ in parts[slide_id]])
                 features = np.concatenate([f for _, f in parts[slide_id]])[np.argsort(tiles, kind="stable")]
-                grid = grids[slide_id]
-                write_slide_features(feature_file(folder, slide_id), features, grid_coords(grid), slide_attrs(grid, expected))
-                summary.embedded.append(slide_id)
-                summary.n_tiles += len(grid)
-                if on_slide_written is not None:
-                    on_slide_written(slide_id)
+                save_slide(slide_id, grids[slide_id], features, folder, expected, summary, on_slide_written)
             del parts[slide_id]
             slide_bar.update(1)
         tile_bar.update(len(batch["tile"]))
