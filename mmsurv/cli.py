@@ -71,7 +71,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    import signal
     import time
+
+    # SIGINT (Ctrl-C, and how the runner stops a write-ahead writer) must raise KeyboardInterrupt,
+    # which deletes the half-written cohort, even in a process started with SIGINT ignored: a
+    # shell's background job starts so, and its children inherit it (CI run as `... &` did)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     from .virtual import COHORTS, virtual_cohort_files
 
