@@ -119,15 +119,17 @@ def finished_slide(path: str | os.PathLike, expected: Mapping[str, Any], coords:
     coords : array (n_tiles, 2), optional
         When given, the stored tile coordinates must be exactly these.
     """
-    try:
-        stored = read_slide_features(path)
-    except DataFormatError:
-        return False
     wanted = {"format_version": FORMAT_VERSION, **expected}
-    for key, value in wanted.items():
-        if key not in stored.attrs or not _same(stored.attrs[key], value):
-            return False
-    return coords is None or np.array_equal(stored.coords, np.asarray(coords).reshape(-1, 2))
+    try:  # attributes (and coordinates) only: a resumed run must not read every finished slide's features
+        with h5py.File(path, "r") as handle:
+            if "features" not in handle or "coords" not in handle:
+                return False
+            attrs = _plain(dict(handle.attrs))
+            if any(key not in attrs or not _same(attrs[key], value) for key, value in wanted.items()):
+                return False
+            return coords is None or np.array_equal(handle["coords"][()], np.asarray(coords).reshape(-1, 2))
+    except OSError:  # missing, truncated or not HDF5
+        return False
 
 
 def load_feature_folder(folder: str | os.PathLike, slide_ids: Iterable[str] | None = None) -> dict[str, np.ndarray]:
