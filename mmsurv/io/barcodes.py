@@ -19,14 +19,31 @@ Slide barcodes end in a slide code instead of plate and centre:
 
 The first three parts (12 characters) identify the patient: that is the key joining slides,
 omics and clinical tables. The kit's virtual cohort uses the project code ``VIRT``.
+
+A GDC sample sheet lists the samples a file was made from in one field. Somatic mutation
+files (MAF, VCF) come from a tumour *and* a normal, listed in either order:
+``TCGA-DD-AACF-10A, TCGA-DD-AACF-01A`` as often as ``TCGA-DD-AAEG-01A, TCGA-DD-AAEG-10A``.
+:func:`tumour_barcode` picks the tumour by its sample-type code, never by its position.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
-__all__ = ["Barcode", "parse_barcode", "patient_barcode", "sample_barcode", "sample_kind", "SAMPLE_TYPES"]
+from .errors import DataFormatError
+
+__all__ = [
+    "Barcode",
+    "parse_barcode",
+    "patient_barcode",
+    "sample_barcode",
+    "sample_kind",
+    "listed_samples",
+    "tumour_barcode",
+    "SAMPLE_TYPES",
+]
 
 _PATTERN = re.compile(
     r"^(?P<project>[A-Z]{4})-(?P<tss>[A-Z0-9]{2})-(?P<participant>[A-Z0-9]{4})"
@@ -110,3 +127,42 @@ def sample_kind(barcode: str) -> str:
     if 20 <= code <= 29:
         return "control"
     raise ValueError(f"{barcode!r}: sample type {parts.sample} is not a TCGA sample type code")
+
+
+def listed_samples(field: str) -> list[str]:
+    """The barcodes of a sample sheet's ``Sample ID`` field, which lists one sample or several separated by commas."""
+    return [part.strip() for part in str(field).split(",") if part.strip()]
+
+
+def tumour_barcode(field: str, *, source: str | os.PathLike | None = None) -> str:
+    """The one tumour sample (type 01-09) of a sample-id field that may list several samples.
+
+    A MAF or VCF row of a GDC sample sheet lists its tumour and its matched normal in either
+    order (``"TCGA-CC-5258-10A, TCGA-CC-5258-01A"``); the sample-type code, not the position,
+    says which is the tumour. A field listing one tumour sample gives that sample back.
+
+    Parameters
+    ----------
+    field : str
+        The ``Sample ID`` field (``sample_id`` after :func:`mmsurv.io.gdc.read_sample_sheet`).
+    source : path-like, optional
+        The sample sheet the field comes from, named by the error.
+
+    Raises
+    ------
+    DataFormatError
+        (a ``ValueError``) when the field lists no tumour, more than one tumour, or a barcode
+        that is not a TCGA sample barcode; the message names ``source`` when given.
+    """
+    samples = listed_samples(field)
+    kinds = []
+    for sample in samples:
+        try:
+            kinds.append(sample_kind(sample))
+        except ValueError as error:
+            raise DataFormatError(source or "<sample-id field>", f"sample id field {field!r}: {error}") from None
+    tumours = [sample for sample, kind in zip(samples, kinds) if kind == "tumour"]
+    if len(tumours) != 1:
+        found = "no tumour sample (type 01-09)" if not tumours else f"{len(tumours)} tumour samples {tumours}"
+        raise DataFormatError(source or "<sample-id field>", f"sample id field {field!r} lists {found}; expected exactly one")
+    return tumours[0]

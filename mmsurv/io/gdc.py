@@ -45,7 +45,9 @@ __all__ = [
     "read_methylation_betas",
     "methylation_matrix",
     "read_gdc_clinical",
+    "DIAGNOSIS_RULES",
     "read_sample_sheet",
+    "sheet_source",
     "write_sample_sheet",
     "sample_files",
 ]
@@ -80,6 +82,20 @@ def _text_lines(path: Path) -> str:
         raise DataFormatError(path, f"cannot be read: {type(error).__name__}: {error} (truncated or corrupt?)") from error
 
 
+def _read_table(path: Path, text: str, **options) -> pd.DataFrame:
+    """``pd.read_csv`` of a file's text; an empty or ragged table raises a DataFormatError naming the file.
+
+    pandas' own errors (``EmptyDataError``, ``ParserError``) say what went wrong but not in
+    which file - useless when a notebook reads hundreds of them.
+    """
+    if not text.strip():
+        raise DataFormatError(path, "is empty")
+    try:
+        return pd.read_csv(io.StringIO(text), **options)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
+        raise DataFormatError(path, f"is not a table pandas can read ({type(error).__name__}: {error}); cut off or not this file type?") from None
+
+
 def read_maf(path: str | os.PathLike) -> pd.DataFrame:
     """Read a MAF file (plain or gzip); all columns kept as strings.
 
@@ -93,7 +109,7 @@ def read_maf(path: str | os.PathLike) -> pd.DataFrame:
     body = "".join(line for line in _text_lines(path).splitlines(keepends=True) if not line.startswith("#"))
     if not body.strip():
         raise DataFormatError(path, "has no MAF table after its comment lines")
-    table = pd.read_csv(io.StringIO(body), sep="\t", dtype=str, keep_default_na=False, na_values=[""])
+    table = _read_table(path, body, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
     missing = [c for c in MAF_REQUIRED if c not in table.columns]
     if missing:
         raise DataFormatError(path, f"is not a MAF: missing required column(s) {missing}")
@@ -205,7 +221,7 @@ def read_star_counts(path: str | os.PathLike) -> pd.DataFrame:
     lines = text.splitlines()
     comments = [line for line in lines if line.startswith("#")]
     body = "\n".join(line for line in lines if not line.startswith("#"))
-    table = pd.read_csv(io.StringIO(body), sep="\t")
+    table = _read_table(path, body, sep="\t")
     missing = [c for c in _STAR_REQUIRED if c not in table.columns]
     if missing:
         raise DataFormatError(path, f"is not a STAR gene-counts file: missing column(s) {missing}")
@@ -220,9 +236,14 @@ def read_star_counts(path: str | os.PathLike) -> pd.DataFrame:
     if repeated:
         raise DataFormatError(path, f"lists {len(repeated)} gene id(s) more than once (ignoring versions): {repeated[:5]}")
     genes = genes.set_index("gene_id")[list(_STAR_REQUIRED[1:])]
-    if genes["unstranded"].isna().any() or (genes["unstranded"] < 0).any():
-        raise DataFormatError(path, "has missing or negative counts")
-    genes.attrs["summary"] = table[summary_rows].set_index("gene_id")["unstranded"].to_dict()
+    for column in _STAR_REQUIRED[3:]:
+        # a count of "abc" (or a row cut off mid-line) must not reach the comparison below as text
+        values = pd.to_numeric(genes[column], errors="coerce")
+        bad = genes.index[values.isna() | (values < 0)]
+        if len(bad):
+            raise DataFormatError(path, f"has missing, non-numeric or negative {column} for {len(bad)} gene(s), e.g. {bad[:3].tolist()}")
+        genes[column] = values
+    genes.attrs["summary"] = pd.to_numeric(table[summary_rows].set_index("gene_id")["unstranded"], errors="coerce").to_dict()
     genes.attrs["gene_model"] = comments[0].lstrip("# ").strip() if comments else ""
     genes.attrs["par_y_dropped"] = int(par_y.sum())
     return genes
@@ -265,7 +286,7 @@ def read_methylation_betas(path: str | os.PathLike) -> pd.Series:
     """Read a SeSAMe beta-value file: probe id -> beta in [0, 1], NaN for masked probes."""
     path = Path(path)
     text = _text_lines(path)
-    table = pd.read_csv(io.StringIO(text), sep="\t", header=None, na_values=["NA"], keep_default_na=False)
+    table = _read_table(path, text, sep="\t", header=None, na_values=["NA"], keep_default_na=False)
     if table.shape[1] != 2:
         raise DataFormatError(path, f"expected two columns (probe, beta) without a header, found {table.shape[1]}")
     betas = pd.to_numeric(table[1], errors="coerce")
@@ -295,7 +316,59 @@ def _column(table: pd.DataFrame, name: str, path: Path, required: bool = True, n
         return None
     if numeric:
         return table[matches].apply(pd.to_numeric, errors="coerce").max(axis=1)
-    return table[matches].bfill(axis=1).iloc[:, 0]
+    # the first value present, left to right; with numpy, as pandas' bfill on text columns warns
+    # (FutureWarning: downcasting object arrays) on every real export
+    values = table[matches].to_numpy(dtype=object)
+    present = pd.notna(values)
+    first = values[np.arange(len(values)), present.argmax(axis=1)]
+    return pd.Series(np.where(present.any(axis=1), first, np.nan), index=table.index, dtype=object)
+
+
+#: Per-case fields of :func:`read_gdc_clinical` that describe one diagnosis (the others describe the person).
+_DIAGNOSIS_FIELDS = ("stage", "figo_stage", "grade", "histology")
+#: How :func:`read_gdc_clinical` chose each case's diagnosis row, best first (its ``diagnosis_rule`` column).
+DIAGNOSIS_RULES = ("diagnosis_is_primary_disease", "classification_of_tumor", "first row")
+
+
+def _diagnosis_rank(raw: pd.DataFrame, path: Path) -> pd.Series:
+    """Each row's rank as a source of its case's diagnosis: 0 flagged primary disease, 1 a primary tumour, 2 other.
+
+    Since 2024 a GDC export lists every diagnosis of a case (a thyroid cancer's patient may
+    also have had a leiomyosarcoma), one row per diagnosis and treatment;
+    ``diagnosis_is_primary_disease`` marks the diagnosis the project is about. Older
+    exports lack that field; ``classification_of_tumor == "primary"`` is the next best clue.
+    """
+    rank = pd.Series(2, index=raw.index)
+    clues = (("classification_of_tumor", "primary", 1), ("diagnosis_is_primary_disease", "true", 0))
+    for field, value, level in clues:  # the better clue last, so it wins
+        column = _column(raw, field, path, required=False)
+        if column is not None:
+            rank = rank.mask(column.astype("string").str.strip().str.lower().eq(value).fillna(False).astype(bool), level)
+    return rank
+
+
+def _diagnoses(table: pd.DataFrame, rank: pd.Series, path: Path) -> pd.DataFrame:
+    """One diagnosis per case: its stage, grade and histology from its best-ranked rows, and the rule that chose them.
+
+    Warns (DataWarning) naming the cases whose chosen rows still disagree on the histology:
+    no rule could decide between their diagnoses, and the first listed is kept.
+    """
+    fields = [f for f in _DIAGNOSIS_FIELDS if f in table]
+    best = rank.groupby(table["patient"], sort=False).transform("min")
+    chosen = table[rank.eq(best)]
+    diagnoses = chosen.groupby("patient", sort=False)[fields].first() if fields else pd.DataFrame(index=chosen["patient"].unique())
+    diagnoses["diagnosis_rule"] = best.groupby(table["patient"], sort=False).first().map(dict(enumerate(DIAGNOSIS_RULES)))
+    if "histology" in fields:
+        undecided = chosen.groupby("patient", sort=False)["histology"].nunique().loc[lambda n: n > 1]
+        if len(undecided):
+            examples = {case: chosen.loc[chosen["patient"].eq(case), "histology"].dropna().unique().tolist() for case in undecided.index[:3]}
+            warnings.warn(
+                f"{path}: {len(undecided)} case(s) have several diagnoses with different histologies and nothing "
+                f"marking the primary one (e.g. {examples}): the first listed is used; check these cases",
+                DataWarning,
+                stacklevel=3,
+            )
+    return diagnoses
 
 
 def read_gdc_clinical(path: str | os.PathLike) -> pd.DataFrame:
@@ -309,36 +382,47 @@ def read_gdc_clinical(path: str | os.PathLike) -> pd.DataFrame:
     the case and bias every survival estimate). Such cases stay in the table for their other
     columns, are listed in ``attrs["survival_unknown"]`` and counted in a :class:`DataWarning`.
 
+    Stage, grade and histology describe one diagnosis, and a case may have several (exports
+    since 2024 list every diagnosis: a prior cancer, a metastasis, a recurrence). They are
+    taken from the rows of the case's primary diagnosis, found by the first rule that applies
+    (see :data:`DIAGNOSIS_RULES`): rows with ``diagnosis_is_primary_disease`` true, else rows
+    with ``classification_of_tumor`` "primary", else all the case's rows in file order (the
+    first value present). The ``diagnosis_rule`` column says which rule decided each case.
+
     Returns
     -------
     DataFrame
         ``patient`` (the case's submitter id, a TCGA patient barcode), ``case_id``,
         ``project``, ``vital_status``, ``os_time`` (days), ``os_event`` (1.0 death, 0.0
-        censored; both NaN when unknown), and ``age``, ``gender``, ``stage``, ``figo_stage``,
-        ``grade`` (``tumor_grade``, e.g. "G2"), ``histology`` (``primary_diagnosis``),
-        ``smoking_status`` and ``pack_years`` (the exposure fields) where present.
+        censored; both NaN when unknown), ``diagnosis_rule``, and ``age``, ``gender``,
+        ``stage``, ``figo_stage``, ``grade`` (``tumor_grade``, e.g. "G2"), ``histology``
+        (``primary_diagnosis``), ``smoking_status`` and ``pack_years`` (the exposure fields)
+        where present.
 
     Raises
     ------
     DataFormatError
-        Missing columns, or negative survival times (the message names the cases).
+        An empty or unreadable file, missing columns, no case rows, or negative survival
+        times (the message names the cases).
 
     Warns
     -----
     DataWarning
-        Cases with unknown survival; or no case followed up at all (every known case censored
-        at day 0, or none known), which no survival analysis can use.
+        Cases with unknown survival; cases with several diagnoses of different histology and
+        nothing marking the primary one; or no case followed up at all (every known case
+        censored at day 0, or none known), which no survival analysis can use.
     """
     path = Path(path)
-    text = _text_lines(path)
-    raw = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, na_values=_GDC_MISSING, keep_default_na=False)
+    raw = _read_table(path, _text_lines(path), sep="\t", dtype=str, na_values=_GDC_MISSING, keep_default_na=False)
     submitter_columns = [c for c in raw.columns if c in ("cases.submitter_id", "submitter_id", "case_submitter_id")]
     if not submitter_columns:
         raise DataFormatError(path, "has no case submitter id column ('cases.submitter_id', 'submitter_id' or 'case_submitter_id')")
-    submitter = raw[submitter_columns[0]]
+    raw = raw[raw[submitter_columns[0]].notna()]
+    if raw.empty:
+        raise DataFormatError(path, "has a header but no case rows (or none with a case submitter id)")
     table = pd.DataFrame(
         {
-            "patient": submitter,
+            "patient": raw[submitter_columns[0]],
             "case_id": _column(raw, "case_id", path),
             "project": _column(raw, "project_id", path, required=False),
             "vital_status": _column(raw, "vital_status", path),
@@ -367,11 +451,14 @@ def read_gdc_clinical(path: str | os.PathLike) -> pd.DataFrame:
             "vital_status": "first",
             "days_to_death": "max",
             "days_to_last_follow_up": "max",
-            **{c: "first" for c in ("age", "gender", "stage", "figo_stage", "grade", "histology", "smoking_status", "pack_years") if c in table},
+            **{c: "first" for c in ("age", "gender", "smoking_status", "pack_years") if c in table},
         }
     )
-    status = cases["vital_status"].str.strip().str.lower()
-    dead, alive = status.eq("dead"), status.eq("alive")
+    cases = cases.join(_diagnoses(table, _diagnosis_rank(raw, path), path))
+    person = [c for c in ("smoking_status", "pack_years") if c in cases]
+    cases = cases[[c for c in cases.columns if c not in person] + person]  # the columns in their usual order
+    status = cases["vital_status"].astype("string").str.strip().str.lower()
+    dead, alive = status.eq("dead").fillna(False).astype(bool), status.eq("alive").fillna(False).astype(bool)
     time = pd.Series(np.where(dead, cases["days_to_death"], np.where(alive, cases["days_to_last_follow_up"], np.nan)), index=cases.index, dtype=float)
     known = (dead | alive) & time.notna()
     cases["os_time"] = time.where(known)
@@ -411,15 +498,30 @@ def _warn_about_survival(path: Path, cases: pd.DataFrame, dead: pd.Series, alive
         )
 
 
+_SHEET_REQUIRED = ("file_id", "file_name", "data_type", "case_id", "sample_id")
+
+
 def read_sample_sheet(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a GDC sample sheet (the TSV saved with a download) with snake_case column names."""
+    """Read a GDC sample sheet (the TSV saved with a download) with snake_case column names.
+
+    The file's path is kept in ``attrs["source"]``, for the errors of :func:`sample_files`
+    and :func:`mmsurv.io.gdc_samples.sample_units`. A ``sample_id`` may list several samples:
+    a mutation file's tumour and normal, in either order (see
+    :func:`mmsurv.io.barcodes.tumour_barcode`).
+    """
     path = Path(path)
-    table = pd.read_csv(io.StringIO(_text_lines(path)), sep="\t", dtype=str)
-    table.columns = [c.strip().lower().replace(" ", "_") for c in table.columns]
-    missing = [c for c in ("file_id", "file_name", "data_type", "case_id", "sample_id") if c not in table.columns]
+    table = _read_table(path, _text_lines(path), sep="\t", dtype=str)
+    table.columns = [str(c).strip().lower().replace(" ", "_") for c in table.columns]
+    missing = [c for c in _SHEET_REQUIRED if c not in table.columns]
     if missing:
         raise DataFormatError(path, f"is not a GDC sample sheet: missing column(s) {missing}")
+    table.attrs["source"] = str(path)
     return table
+
+
+def sheet_source(sheet: pd.DataFrame) -> str:
+    """The file a sample sheet was read from (``attrs["source"]``, set by :func:`read_sample_sheet`), for error messages."""
+    return sheet.attrs.get("source", "<sample sheet without a source file>")
 
 
 def write_sample_sheet(path: str | os.PathLike, files: pd.DataFrame) -> Path:
@@ -446,15 +548,39 @@ def sample_files(sheet: pd.DataFrame, root: str | os.PathLike, data_type: str) -
     data_type : str
         e.g. ``"Gene Expression Quantification"``, ``"Masked Somatic Mutation"``,
         ``"Methylation Beta Value"``, ``"Slide Image"``.
+
+    Returns
+    -------
+    dict
+        Keyed by the sheet's ``sample_id`` field as it is: a mutation file's key lists its
+        tumour and normal (``"TCGA-CC-5258-10A, TCGA-CC-5258-01A"``, either order); take
+        its tumour with :func:`mmsurv.io.barcodes.tumour_barcode`.
+
+    Raises
+    ------
+    DataFormatError
+        Naming the sample sheet: it lacks a required column, lists no file of ``data_type``,
+        or leaves a file's id, name or sample empty; naming the file: it is not on disk.
     """
-    root = Path(root)
+    root, source = Path(root), sheet_source(sheet)
+    missing = [c for c in _SHEET_REQUIRED if c not in sheet.columns]
+    if missing:
+        raise DataFormatError(source, f"is not a GDC sample sheet: missing column(s) {missing}")
     rows = sheet[sheet["data_type"] == data_type]
     if rows.empty:
-        raise ValueError(f"the sample sheet lists no {data_type!r} files; it has {sorted(sheet['data_type'].unique())}")
+        listed = sorted(sheet["data_type"].dropna().astype(str).unique())
+        raise DataFormatError(source, f"the sample sheet lists no {data_type!r} files; it has {listed}")
+    incomplete = rows[rows[["file_id", "file_name", "sample_id"]].isna().any(axis=1)]
+    if not incomplete.empty:
+        raise DataFormatError(
+            source,
+            f"{len(incomplete)} {data_type!r} row(s) without a file id, file name or sample id (cut off?), "
+            f"e.g. table row(s) {[int(i) + 1 for i in incomplete.index[:3]]}",
+        )
     files = {}
     for _, row in rows.iterrows():
-        path = root / row["file_id"] / row["file_name"]
+        path = root / str(row["file_id"]) / str(row["file_name"])
         if not path.is_file():
-            raise DataFormatError(path, f"listed in the sample sheet for sample {row['sample_id']} but not on disk")
+            raise DataFormatError(path, f"listed in the sample sheet {source} for sample {row['sample_id']} but not on disk")
         files[row["sample_id"]] = path
     return files

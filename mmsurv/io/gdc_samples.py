@@ -5,6 +5,10 @@ A TCGA patient may have a primary tumour (sample type ``01``) and a solid-tissue
 of them. A multimodal model scores a *unit* (``TCGA-05-4244-01``: this patient's tumour),
 whose modalities are joined by the first 15 characters of their barcodes; a file the sample
 sheet does not list leaves that modality missing for the unit, to be masked, not dropped.
+
+A somatic mutation file (MAF, VCF) belongs to its tumour, though the sheet lists the tumour
+and its matched normal, in either order ("TCGA-CC-5258-10A, TCGA-CC-5258-01A"): the
+tumour is found by its sample-type code (:func:`mmsurv.io.barcodes.tumour_barcode`).
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .barcodes import SAMPLE_TYPES, parse_barcode, sample_kind
-from .errors import DataWarning
-from .gdc import sample_files
+from .barcodes import SAMPLE_TYPES, listed_samples, parse_barcode, sample_kind, tumour_barcode
+from .errors import DataFormatError, DataWarning
+from .gdc import sample_files, sheet_source
 
 __all__ = ["unit_id", "sample_units"]
 
@@ -32,6 +36,22 @@ def unit_id(barcode: str) -> str:
     if parts.sample is None:
         raise ValueError(f"{barcode!r} is a patient barcode: it names no sample")
     return f"{parts.patient}-{parts.sample}"
+
+
+def _unit_sample(field: str, source: str) -> str:
+    """The sample a sheet row's file belongs to: its one sample, or the tumour of a tumour-normal pair."""
+    samples = listed_samples(field)
+    return samples[0] if len(samples) == 1 else tumour_barcode(field, source=source)
+
+
+def _sheet_unit(field: str, source: str) -> str:
+    """The unit of a sheet row's ``sample_id`` field; a DataFormatError naming the sheet if it is no TCGA sample barcode."""
+    try:
+        return unit_id(_unit_sample(field, source))
+    except DataFormatError:
+        raise
+    except ValueError as error:
+        raise DataFormatError(source, f"sample id field {field!r}: {error}") from None
 
 
 def sample_units(sheet: pd.DataFrame, root: str | os.PathLike, data_types: Mapping[str, str]) -> pd.DataFrame:
@@ -56,19 +76,26 @@ def sample_units(sheet: pd.DataFrame, root: str | os.PathLike, data_types: Mappi
         tissue normals (11); blood, buccal and bone-marrow samples (03, 10, 12, 14) are left
         out, as no slide shows them.
 
+    Raises
+    ------
+    DataFormatError
+        Naming the sample sheet: a sample id that is not a TCGA sample barcode, or a
+        several-sample field (a mutation file's) without exactly one tumour.
+
     Warns
     -----
     DataWarning
         When a unit has several files of one modality (two vials, two slides): the first in
         sorted order is kept, as TCGA analyses usually do, and the count is reported.
     """
+    source = sheet_source(sheet)
     columns: dict[str, dict[str, Path]] = {}
     for modality, data_type in data_types.items():
         files = sample_files(sheet, root, data_type)
         by_unit: dict[str, list[tuple[str, Path]]] = {}
         for sample, path in files.items():
-            first = str(sample).split(",")[0].strip()  # MAF rows list "tumour, normal"
-            by_unit.setdefault(unit_id(first), []).append((first, path))
+            # a mutation file lists "tumour, normal" or "normal, tumour": it belongs to the tumour
+            by_unit.setdefault(_sheet_unit(sample, source), []).append((_unit_sample(sample, source), path))
         repeated = {unit: len(paths) for unit, paths in by_unit.items() if len(paths) > 1}
         if repeated:
             warnings.warn(
@@ -82,8 +109,10 @@ def sample_units(sheet: pd.DataFrame, root: str | os.PathLike, data_types: Mappi
     units.insert(0, "patient_id", [u.rsplit("-", 1)[0] for u in units.index])
     units.insert(1, "sample_type", [SAMPLE_TYPES.get(u.rsplit("-", 1)[1], "unknown") for u in units.index])
     units.insert(2, "kind", [sample_kind(u) for u in units.index])
-    project_of = sheet.assign(unit=[unit_id(str(s).split(",")[0].strip()) for s in sheet["sample_id"]]).drop_duplicates("unit")
     if "project_id" in sheet.columns:
+        # only the rows read above: a sheet's clinical and biospecimen rows have no sample id
+        used = sheet[sheet["data_type"].isin(list(data_types.values()))]
+        project_of = used.assign(unit=[_sheet_unit(s, source) for s in used["sample_id"]]).drop_duplicates("unit")
         units.insert(3, "project", project_of.set_index("unit")["project_id"].reindex(units.index).to_numpy())
     tissue = [u.rsplit("-", 1)[1] in _TISSUE_SAMPLE_TYPES for u in units.index]
     return units[tissue]
