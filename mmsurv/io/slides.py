@@ -108,8 +108,20 @@ class Slide:
 
         ``x, y`` are level-0 coordinates of the top-left corner; ``width, height`` are in
         pixels of ``level``. Transparent pixels outside the scanned area come back white.
+
+        Raises
+        ------
+        ValueError
+            ``level`` is not a level of the slide, or the region is empty.
+        DataFormatError
+            The backend cannot decode the region (damaged tile bytes).
         """
-        rgba = self._handle.read_region((int(x), int(y)), int(level), (int(width), int(height)))
+        if not 0 <= level < self.level_count or width < 1 or height < 1:
+            raise ValueError(f"{self.path.name}: cannot read {width} x {height} px at level {level} (the slide has {self.level_count} levels)")
+        try:
+            rgba = self._handle.read_region((int(x), int(y)), int(level), (int(width), int(height)))
+        except Exception as error:  # a tile that does not decode: damage inside the image data, which open_slide cannot see
+            raise DataFormatError(self.path, f"{self.backend} cannot read {width} x {height} px at ({x}, {y}) of level {level}: {error}") from error
         return _rgba_on_white(np.asarray(rgba))
 
     def thumbnail(self, mpp: float = 16.0) -> np.ndarray:
