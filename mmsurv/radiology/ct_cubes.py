@@ -92,24 +92,36 @@ def index_ct_scans(root: str | os.PathLike) -> pd.DataFrame:
 
     A CT series found in two folders (the same scan downloaded with two collections) is
     matched to each RTSTRUCT once: the copy in the RTSTRUCT's collection, else the first by
-    folder name, with one warning naming the folders.
+    folder name, with one warning naming the folders. An RTSTRUCT drawn on another image
+    series that is under ``root`` (an MR or PET of the same study) is left out, with one
+    warning that names its modality.
 
     Raises
     ------
     DataFormatError
-        An RTSTRUCT whose CT series is not under ``root``, or copies of one CT series with
-        different numbers of files.
+        An RTSTRUCT that names no image series, or whose series is not under ``root``, or
+        copies of one CT series with different numbers of files.
     """
     root = Path(root)
     series = index_dicom_folder(root, first_file_only=True)
-    series["collection"] = [Path(folder).relative_to(root).parts[0] for folder in series["folder"]]
+    # files straight under root have no collection folder
+    series["collection"] = [next(iter(Path(folder).relative_to(root).parts), "") for folder in series["folder"]]
     ct = _ct_copies(series[series["modality"] == "CT"])
-    rows = []
+    modality_of = dict(zip(series["series_uid"], series["modality"]))
+    rows, not_on_ct = [], []
     for _, row in series[series["modality"] == "RTSTRUCT"].iterrows():
         path = find_rtstruct(row["folder"])
-        copies = ct.get(row["referenced_series_uid"])
+        referenced = row["referenced_series_uid"]
+        copies = ct.get(referenced)
+        if not referenced:
+            raise DataFormatError(
+                path, "names no image series (ReferencedFrameOfReferenceSequence > RTReferencedStudySequence > RTReferencedSeriesSequence)"
+            )
+        if copies is None and referenced in modality_of:  # drawn on an MR (or PET) beside the CT: not a CT scan's contours
+            not_on_ct.append((path, modality_of[referenced], referenced))
+            continue
         if copies is None:
-            raise DataFormatError(path, f"its contours belong to CT series {row['referenced_series_uid']}, which is not under {root}")
+            raise DataFormatError(path, f"its contours belong to image series {referenced}, which is not under {root}")
         same_collection = [copy for copy in copies if copy["collection"] == row["collection"]]
         scan = (same_collection or copies)[0]
         rows.append(
@@ -121,6 +133,14 @@ def index_ct_scans(root: str | os.PathLike) -> pd.DataFrame:
                 "ct_series_uid": row["referenced_series_uid"],
                 "study": Path(scan["folder"]).parent.name,
             }
+        )
+    if not_on_ct:
+        path, modality, uid = not_on_ct[0]
+        warnings.warn(
+            f"{len(not_on_ct)} RTSTRUCT file(s) under {root} were drawn on a series that is not a CT and are left out, e.g. "
+            f"{path}: its contours belong to {modality or 'an image'} series {uid}",
+            DataWarning,
+            stacklevel=2,
         )
     uncontoured = set(ct) - {r["ct_series_uid"] for r in rows}
     if uncontoured:
