@@ -30,7 +30,8 @@ def read_nifti(path: str | os.PathLike) -> Volume:
     Raises
     ------
     DataFormatError
-        Missing, unreadable or truncated file, or not 3D.
+        Missing, unreadable or truncated file, not 3D, or an affine that gives no geometry
+        (non-finite or singular: a zero voxel size).
     """
     path = Path(path)
     if not path.is_file():
@@ -44,6 +45,7 @@ def read_nifti(path: str | os.PathLike) -> Volume:
         data = data[..., 0]
     if data.ndim != 3:
         raise DataFormatError(path, f"expected a 3D image, got shape {data.shape}")
+    _check_affine(path, image.affine)
     affine = _RAS_TO_LPS @ image.affine[:3, :3]
     origin = _RAS_TO_LPS @ image.affine[:3, 3]
     spacing_ijk = np.linalg.norm(affine, axis=0)
@@ -56,6 +58,20 @@ def read_nifti(path: str | os.PathLike) -> Volume:
         axes=directions[:, ::-1],
         metadata={"file": str(path)},
     )
+
+
+def _check_affine(path: Path, affine: np.ndarray) -> None:
+    """Refuse a voxel-to-world affine that gives no geometry: non-finite entries or a singular matrix.
+
+    nibabel reads such headers without complaint (a zeroed ``srow_*`` with ``sform_code`` set,
+    a NaN written by a broken converter); the kit would then build volumes with zero or NaN
+    voxel spacing, and every resampling and millimetre measure after it would be wrong.
+    """
+    linear = np.asarray(affine, dtype=float)[:3]
+    if not np.isfinite(linear).all():
+        raise DataFormatError(path, f"its voxel-to-world affine (sform / qform) has non-finite entries:\n{np.asarray(affine)}")
+    if abs(np.linalg.det(linear[:, :3])) < 1e-12:
+        raise DataFormatError(path, f"its voxel-to-world affine (sform / qform) is singular (a zero voxel size?):\n{np.asarray(affine)}")
 
 
 def write_nifti(path: str | os.PathLike, volume: Volume) -> Path:

@@ -48,19 +48,21 @@ def read_nsclc_radiomics_clinical(path: str | os.PathLike) -> pd.DataFrame:
     Raises
     ------
     DataFormatError
-        Missing file or columns, survival times that are negative or not numbers, or event
-        codes other than 0 / 1.
+        Missing, empty or unreadable file, missing columns, no patient rows, survival times
+        that are negative or not numbers, or event codes other than 0 / 1.
     """
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(path, "no such clinical table")
     try:
         raw = pd.read_csv(path, na_values=["NA", ""])
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DataFormatError(path, f"is not a readable CSV ({error})") from error
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
+        raise DataFormatError(path, f"is not a readable CSV ({type(error).__name__}: {error})") from error
     missing = [c for c in NSCLC_RADIOMICS_COLUMNS if c not in raw.columns]
     if missing:
         raise DataFormatError(path, f"is not the NSCLC-Radiomics clinical table: missing column(s) {missing}")
+    if raw.empty:
+        raise DataFormatError(path, "has a header but no patient rows")
     table = raw.rename(columns=NSCLC_RADIOMICS_COLUMNS)
     time = pd.to_numeric(table["os_time"], errors="coerce")
     if time.isna().any():
