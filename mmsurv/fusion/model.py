@@ -26,6 +26,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from ..environment import seeded_torch
 from .encoders import TabularEncoder, dense_block
 from .operators import FUSIONS, ConcatFusion, GatedAttentionFusion, KroneckerFusion, LateFusion, check_modality_mask
 
@@ -67,6 +68,9 @@ class MultimodalModel(nn.Module):
     the mean of the present modalities' outputs; :meth:`embed` then returns the per-modality
     embeddings concatenated, a missing one as zeros (what the heads see, side by side: the
     embeddings of different encoders live in different spaces, so they are not averaged).
+
+    The initial weights are drawn from PyTorch's global random state; :meth:`reinitialise`
+    draws them from a seed alone (:func:`mmsurv.fusion.fit_fusion` calls it with its ``seed``).
     """
 
     def __init__(
@@ -94,6 +98,16 @@ class MultimodalModel(nn.Module):
             raise ValueError(f"n_outputs must be positive, got {n_outputs}")
         self.block_names = tuple(block_features)
         self.block_features = dict(block_features)
+        # what reinitialise() needs to build the same network again
+        self._settings = {
+            "fusion": fusion,
+            "n_outputs": n_outputs,
+            "embed_dim": embed_dim,
+            "hidden": hidden,
+            "dropout": dropout,
+            "modality_dropout": modality_dropout,
+            "encoder": encoder,
+        }
         self.fusion_name, self.n_outputs, self.modality_dropout = fusion, n_outputs, modality_dropout
         n_blocks = len(self.block_names)
         self.encoders = nn.ModuleDict(
@@ -111,6 +125,28 @@ class MultimodalModel(nn.Module):
         self.head = None
         if fusion != "late":
             self.head = nn.Sequential(dense_block(self.fusion.out_features, hidden, dropout=dropout, kind=encoder), nn.Linear(hidden, n_outputs))
+
+    def reinitialise(self, seed: int) -> MultimodalModel:
+        """Draw every weight afresh from ``seed`` alone, whatever PyTorch's global random state.
+
+        The weights are those of the same model built right after ``torch.manual_seed(seed)``
+        (the network is built again, on the CPU, in a forked random state, and its weights
+        copied in), so the caller's random state is left as it was and the model stays on its
+        device.
+
+        Parameters
+        ----------
+        seed : int
+
+        Returns
+        -------
+        MultimodalModel
+            The model itself.
+        """
+        with seeded_torch(seed):
+            fresh = MultimodalModel(self.block_features, **self._settings)
+        self.load_state_dict(fresh.state_dict())
+        return self
 
     def _embeddings(self, inputs: Mapping[str, torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Each block's embedding and the mask used (after modality dropout in training mode)."""

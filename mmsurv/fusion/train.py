@@ -2,8 +2,9 @@
 
 :func:`fit_fusion` chooses the loss from the task and hands everything else - device, mixed
 precision on CUDA, early stopping, the progress bar, seeding - to the kit's shared loop,
-:func:`mmsurv.training.train_model`. The batch order comes from a generator seeded with
-``seed``, so the same call gives the same model.
+:func:`mmsurv.training.train_model`. The initial weights (:meth:`MultimodalModel.reinitialise`),
+the batch order and dropout all come from ``seed`` alone, so the same call gives the same model
+whatever ran before it, and seeds ``seed``, ``seed + 1``, ... give an ensemble of different ones.
 
 =============  ======================  ==========================================
 task           model output            loss
@@ -71,6 +72,7 @@ def fit_fusion(
     seed: int = 0,
     progress: bool = True,
     sample_ids: dict[str, Sequence[Any]] | None = None,
+    reinitialise: bool = True,
 ) -> TrainingHistory:
     """Train ``model`` on ``train``, early-stopping on ``validation``.
 
@@ -85,11 +87,17 @@ def fit_fusion(
         ``patience``: epochs without a lower validation loss before stopping.
     device : str, default "cpu"
     seed : int, default 0
-        Seeds the batch order, dropout and modality dropout.
+        Seeds the initial weights (with ``reinitialise``), the batch order, dropout and
+        modality dropout: one seed reproduces the whole fit.
     progress : bool, default True
     sample_ids : dict, optional
         ``{"train": ids, "validation": ids}`` recorded in ``history.samples``; by default the
         datasets' own ``sample_ids``.
+    reinitialise : bool, default True
+        Draw the model's initial weights from ``seed`` before training
+        (:meth:`MultimodalModel.reinitialise`: the weights of a model built right after
+        ``torch.manual_seed(seed)``). False: train from the weights the model has, to go on
+        training a fitted model or start from weights set by hand.
 
     Returns
     -------
@@ -107,6 +115,8 @@ def fit_fusion(
         _loss_for(task, model, validation)
     if sample_ids is None:
         sample_ids = {"train": train.sample_ids} | ({"validation": validation.sample_ids} if validation is not None else {})
+    if reinitialise:  # the initial weights from the seed, not from whatever drew on torch's global state before
+        model.reinitialise(seed)
     pin = str(device).startswith("cuda")
     train_loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed), pin_memory=pin)
     validation_loader = None

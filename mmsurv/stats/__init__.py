@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from .calibration import calibration_at_time, plot_calibration
-from .cox import CoxResult, RiskCutoff, fit_cox, fit_risk_cutoff, high_vs_low_hazard_ratio, proportional_hazards_check
+from .cox import (
+    CONVERGENCE_PENALIZER,
+    CoxConvergenceError,
+    CoxConvergenceWarning,
+    CoxResult,
+    RiskCutoff,
+    fit_cox,
+    fit_risk_cutoff,
+    high_vs_low_hazard_ratio,
+    proportional_hazards_check,
+)
 from .kaplan_meier import LogRankResult, logrank, plot_kaplan_meier, survival_at
 from .lasso_cox import LassoCoxResult, fit_lasso_cox
 from .selection import concordance_screen, cross_validated_risk, frequent_features, selection_recovery, selection_stability
 
 __all__ = [
+    "CONVERGENCE_PENALIZER",
+    "CoxConvergenceError",
+    "CoxConvergenceWarning",
     "CoxResult",
     "LassoCoxResult",
     "LogRankResult",
