@@ -38,18 +38,15 @@ def unit_id(barcode: str) -> str:
     return f"{parts.patient}-{parts.sample}"
 
 
-def _unit_sample(field: str, source: str) -> str:
-    """The sample a sheet row's file belongs to: its one sample, or the tumour of a tumour-normal pair."""
+def _sheet_sample(field: str, source: str) -> tuple[str, str]:
+    """The sample a sheet row's file belongs to (its one sample, or the tumour of a tumour-normal pair) and its unit.
+
+    A DataFormatError naming the sheet if the field holds no TCGA sample barcode.
+    """
     samples = listed_samples(field)
-    return samples[0] if len(samples) == 1 else tumour_barcode(field, source=source)
-
-
-def _sheet_unit(field: str, source: str) -> str:
-    """The unit of a sheet row's ``sample_id`` field; a DataFormatError naming the sheet if it is no TCGA sample barcode."""
+    sample = samples[0] if len(samples) == 1 else tumour_barcode(field, source=source)
     try:
-        return unit_id(_unit_sample(field, source))
-    except DataFormatError:
-        raise
+        return sample, unit_id(sample)
     except ValueError as error:
         raise DataFormatError(source, f"sample id field {field!r}: {error}") from None
 
@@ -95,7 +92,8 @@ def sample_units(sheet: pd.DataFrame, root: str | os.PathLike, data_types: Mappi
         by_unit: dict[str, list[tuple[str, Path]]] = {}
         for sample, path in files.items():
             # a mutation file lists "tumour, normal" or "normal, tumour": it belongs to the tumour
-            by_unit.setdefault(_sheet_unit(sample, source), []).append((_unit_sample(sample, source), path))
+            chosen, unit = _sheet_sample(sample, source)
+            by_unit.setdefault(unit, []).append((chosen, path))
         repeated = {unit: len(paths) for unit, paths in by_unit.items() if len(paths) > 1}
         if repeated:
             warnings.warn(
@@ -112,7 +110,7 @@ def sample_units(sheet: pd.DataFrame, root: str | os.PathLike, data_types: Mappi
     if "project_id" in sheet.columns:
         # only the rows read above: a sheet's clinical and biospecimen rows have no sample id
         used = sheet[sheet["data_type"].isin(list(data_types.values()))]
-        project_of = used.assign(unit=[_sheet_unit(s, source) for s in used["sample_id"]]).drop_duplicates("unit")
+        project_of = used.assign(unit=[_sheet_sample(s, source)[1] for s in used["sample_id"]]).drop_duplicates("unit")
         units.insert(3, "project", project_of.set_index("unit")["project_id"].reindex(units.index).to_numpy())
     tissue = [u.rsplit("-", 1)[1] in _TISSUE_SAMPLE_TYPES for u in units.index]
     return units[tissue]

@@ -99,7 +99,7 @@ class _Layout:
 
     @property
     def offset_size(self) -> int:
-        return 8 if self.bigtiff else 4
+        return struct.calcsize(self.offset)
 
     @property
     def count(self) -> str:  # the number of tags in a directory
@@ -107,11 +107,11 @@ class _Layout:
 
     @property
     def count_size(self) -> int:
-        return 8 if self.bigtiff else 2
+        return struct.calcsize(self.count)
 
     @property
-    def entry_size(self) -> int:  # code, type, count, value-or-offset
-        return 20 if self.bigtiff else 12
+    def entry_size(self) -> int:  # code and type (2 bytes each), then count and value-or-offset (an offset's size each)
+        return 4 + 2 * self.offset_size
 
     def unpack(self, fmt: str, data: bytes) -> tuple[int, ...]:
         return struct.unpack(self.byteorder + fmt, data)
