@@ -19,9 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
-__all__ = ["PermutationResult", "permuted_label_control"]
+__all__ = ["PermutationResult", "permuted_label_control", "reorder_by_id"]
 
 
 @dataclass(frozen=True)
@@ -82,3 +83,31 @@ def permuted_label_control(
     )
     low, high = np.quantile(values, [0.025, 0.975])
     return PermutationResult(float(values.mean()), float(low), float(high), values)
+
+
+def reorder_by_id(outcomes: pd.Series | pd.DataFrame, order: np.ndarray) -> pd.Series | pd.DataFrame:
+    """Deal the outcomes of ``outcomes`` out again in ``order``, keeping the patient index.
+
+    Patient ``outcomes.index[i]`` receives the outcome of ``outcomes.index[order[i]]``; a
+    DataFrame's rows move whole, so a survival outcome stays a (time, event) pair. The result
+    is keyed by patient id: code that looks labels up by id cannot misplace them, as code that
+    slices a shuffled array by position (``labels[: len(train)]``) silently can.
+
+    Parameters
+    ----------
+    outcomes : Series or DataFrame
+        One row per training patient, indexed by patient id.
+    order : array of int
+        A permutation of ``range(len(outcomes))`` (what :func:`permuted_label_control` passes).
+
+    Returns
+    -------
+    Series or DataFrame
+        Same index and columns, values reordered.
+    """
+    order = np.asarray(order)
+    if sorted(order.tolist()) != list(range(len(outcomes))):
+        raise ValueError(f"order must be a permutation of range({len(outcomes)})")
+    shuffled = outcomes.iloc[order].copy()
+    shuffled.index = outcomes.index
+    return shuffled

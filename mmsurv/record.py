@@ -11,12 +11,15 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .atomic import atomic_path
 from .environment import environment_report
+
+if TYPE_CHECKING:
+    from .ledger import FitLedger
 
 __all__ = ["results_folder", "save_figure", "record_metrics", "read_metrics", "peak_memory_mb"]
 
@@ -79,6 +82,7 @@ def record_metrics(
     headline: dict[str, Any],
     parameters: dict[str, Any],
     device: str | None = None,
+    ledger: FitLedger | None = None,
 ) -> Path:
     """Write ``metrics.json``: metrics, headline figures, parameters, seed and environment.
 
@@ -93,6 +97,10 @@ def record_metrics(
     parameters : dict
         The notebook's parameters (must include ``seed``).
     device : str, optional
+    ledger : FitLedger, optional
+        The notebook's fit ledger (:mod:`mmsurv.ledger`): checked first - a step that saw a
+        held-out patient raises :class:`~mmsurv.ledger.HeldOutLeakError` and nothing is
+        written - then stored as ``metrics["fit_ledger"]``.
 
     Returns
     -------
@@ -101,6 +109,9 @@ def record_metrics(
         reader never sees half a file.
     """
     folder = results_folder(results_dir)
+    if ledger is not None:
+        ledger.check()
+        metrics = {**metrics, "fit_ledger": ledger.as_dict()}
     record = {
         "headline": _plain(headline),
         "metrics": _plain(metrics),

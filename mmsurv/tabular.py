@@ -10,6 +10,7 @@ to the others.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+if TYPE_CHECKING:
+    from .ledger import FitLedger
 
 __all__ = ["TopVariance", "MissingRateFilter", "clinical_pipeline", "fit_on_training"]
 
@@ -110,7 +114,9 @@ def clinical_pipeline(numeric: Sequence[str], categorical: Sequence[str]) -> Col
     )
 
 
-def fit_on_training(pipeline: Pipeline | ColumnTransformer, table: pd.DataFrame, train_ids: Sequence) -> pd.DataFrame:
+def fit_on_training(
+    pipeline: Pipeline | ColumnTransformer, table: pd.DataFrame, train_ids: Sequence, *, ledger: FitLedger | None = None, step: str = "preprocessing"
+) -> pd.DataFrame:
     """Fit ``pipeline`` on the training rows of ``table`` and transform every row.
 
     Parameters
@@ -121,6 +127,9 @@ def fit_on_training(pipeline: Pipeline | ColumnTransformer, table: pd.DataFrame,
         simply absent: they are masked later, not imputed).
     train_ids : sequence
         The training samples; those missing from ``table`` are ignored.
+    ledger : FitLedger, optional
+        Records the rows the pipeline was fitted on under ``step`` (see :mod:`mmsurv.ledger`).
+    step : str, default "preprocessing"
 
     Returns
     -------
@@ -132,6 +141,8 @@ def fit_on_training(pipeline: Pipeline | ColumnTransformer, table: pd.DataFrame,
     if len(fitted_on) < 2:
         raise ValueError(f"only {len(fitted_on)} training sample(s) in this block: cannot fit its preprocessing")
     pipeline.fit(table.loc[fitted_on])
+    if ledger is not None:
+        ledger.record(step, fitted_on)
     values = pipeline.transform(table)
     names = pipeline.get_feature_names_out()
     transformed = pd.DataFrame(np.asarray(values, dtype=np.float32), index=table.index, columns=[str(n) for n in names])

@@ -12,6 +12,7 @@ operators    concat, gated-attention, Kronecker and late fusion
 model        MultimodalModel: encoders + fusion + head, with modality dropout
 losses       cox_loss (torchsurv's partial likelihood, safe on batches without events)
 train        fit_fusion, predict_fusion, embed_fusion (on the kit's shared training loop)
+ensemble     fit_fusion_ensemble, predict_ensemble: binary ensembles keyed by patient id (notebooks 04, 05)
 attribution  modality_attribution: Shapley values of the modalities (captum)
 shap_values  fusion_shap_values, shap_by_modality: SHAP values of every input column (shap), per modality
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 from .attribution import modality_attribution
 from .data import MultimodalDataset
 from .encoders import ENCODERS, BagEncoder, TabularEncoder
+from .ensemble import fit_fusion_ensemble, predict_ensemble
 from .losses import cox_loss
 from .model import MultimodalModel
 from .operators import FUSIONS, ConcatFusion, GatedAttentionFusion, KroneckerFusion, LateFusion
@@ -42,6 +44,8 @@ __all__ = [
     "cox_loss",
     "embed_fusion",
     "fit_fusion",
+    "fit_fusion_ensemble",
+    "predict_ensemble",
     "fusion_shap_values",
     "shap_by_modality",
     "modality_attribution",

@@ -18,7 +18,7 @@ task           model output            loss
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ from ..training import TrainingHistory, predict, train_model
 from .data import MultimodalDataset
 from .losses import cox_loss
 from .model import MultimodalModel
+
+if TYPE_CHECKING:
+    from ..ledger import FitLedger
 
 __all__ = ["TASKS", "fit_fusion", "predict_fusion", "embed_fusion"]
 
@@ -73,6 +76,8 @@ def fit_fusion(
     progress: bool = True,
     sample_ids: dict[str, Sequence[Any]] | None = None,
     reinitialise: bool = True,
+    ledger: FitLedger | None = None,
+    step: str = "fusion model",
 ) -> TrainingHistory:
     """Train ``model`` on ``train``, early-stopping on ``validation``.
 
@@ -98,6 +103,10 @@ def fit_fusion(
         (:meth:`MultimodalModel.reinitialise`: the weights of a model built right after
         ``torch.manual_seed(seed)``). False: train from the weights the model has, to go on
         training a fitted model or start from weights set by hand.
+    ledger : FitLedger, optional
+        Records ``sample_ids`` as ``"<step>: fit"`` and ``"<step>: early stopping"`` (the
+        validation set chooses the weights, so it is a fitting step too; see :mod:`mmsurv.ledger`).
+    step : str, default "fusion model"
 
     Returns
     -------
@@ -115,6 +124,8 @@ def fit_fusion(
         _loss_for(task, model, validation)
     if sample_ids is None:
         sample_ids = {"train": train.sample_ids} | ({"validation": validation.sample_ids} if validation is not None else {})
+    if ledger is not None:
+        ledger.record_history(step, sample_ids)
     if reinitialise:  # the initial weights from the seed, not from whatever drew on torch's global state before
         model.reinitialise(seed)
     pin = str(device).startswith("cuda")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,9 @@ from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 from lifelines.statistics import proportional_hazard_test
 
 from ..validation import check_scores, check_survival
+
+if TYPE_CHECKING:
+    from ..ledger import FitLedger
 
 __all__ = [
     "CONVERGENCE_PENALIZER",
@@ -130,6 +134,8 @@ def fit_cox(
     penalizer: float = 0.0,
     strata: list[str] | None = None,
     on_failure: str = "penalise",
+    ledger: FitLedger | None = None,
+    step: str = "Cox model",
 ) -> CoxResult:
     """Fit a Cox proportional-hazards model and tabulate hazard ratios with 95% CIs.
 
@@ -153,6 +159,9 @@ def fit_cox(
         What to do when the fit does not converge even with a shorter Newton step (see
         Notes): refit with a ridge penalty of :data:`CONVERGENCE_PENALIZER` on the covariates
         at fault, with a :class:`CoxConvergenceWarning`, or raise :class:`CoxConvergenceError`.
+    ledger : FitLedger, optional
+        Records the rows of ``data`` (its index) under ``step`` (see :mod:`mmsurv.ledger`).
+    step : str, default "Cox model"
 
     Returns
     -------
@@ -198,6 +207,8 @@ def fit_cox(
     if missing:
         raise ValueError(f"columns not in data: {missing}")
     frame = data[[duration_col, event_col, *covariates, *strata]]
+    if ledger is not None:
+        ledger.record(step, data.index)
     n_missing = frame.isna().any(axis=1).sum()
     if n_missing:
         raise ValueError(f"{n_missing} row(s) have missing values in {list(frame.columns)}: drop or impute them first")
@@ -364,14 +375,20 @@ class RiskCutoff:
         return np.where(risk > self.cutoff, "high", "low")
 
 
-def fit_risk_cutoff(train_risk: np.ndarray, quantile: float = 0.5) -> RiskCutoff:
+def fit_risk_cutoff(
+    train_risk: np.ndarray | pd.Series, quantile: float = 0.5, *, ledger: FitLedger | None = None, step: str = "risk cut-off"
+) -> RiskCutoff:
     """Learn a high/low risk cut-off from the training set (median by default).
 
     Parameters
     ----------
-    train_risk : array-like
-        Risk scores of the **training** patients.
+    train_risk : array-like or Series
+        Risk scores of the **training** patients (a Series indexed by patient when ``ledger``
+        is given: its index is what gets recorded).
     quantile : float in (0, 1), default 0.5
+    ledger : FitLedger, optional
+        Records the patients of ``train_risk`` under ``step`` (see :mod:`mmsurv.ledger`).
+    step : str, default "risk cut-off"
 
     Returns
     -------
@@ -379,6 +396,10 @@ def fit_risk_cutoff(train_risk: np.ndarray, quantile: float = 0.5) -> RiskCutoff
     """
     if not 0 < quantile < 1:
         raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    if ledger is not None:
+        if not isinstance(train_risk, pd.Series):
+            raise TypeError("fit_risk_cutoff(ledger=...) needs train_risk as a Series indexed by patient, to record whom it saw")
+        ledger.record(step, train_risk.index)
     return RiskCutoff(float(np.quantile(check_scores(train_risk, "train_risk"), quantile)), quantile)
 
 

@@ -9,6 +9,7 @@ cross-validation on the training set (Harrell's C on the held-out fold), never o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,9 @@ from sksurv.util import Surv
 
 from ..metrics import concordance_index
 from ..validation import check_survival
+
+if TYPE_CHECKING:
+    from ..ledger import FitLedger
 
 __all__ = ["LassoCoxResult", "fit_lasso_cox"]
 
@@ -96,6 +100,8 @@ def fit_lasso_cox(
     n_folds: int = 5,
     seed: int = 0,
     one_standard_error: bool = False,
+    ledger: FitLedger | None = None,
+    step: str = "LASSO-Cox selection",
 ) -> LassoCoxResult:
     """Fit a LASSO (``l1_ratio=1``) or elastic-net Cox model, penalty chosen by cross-validation.
 
@@ -115,6 +121,9 @@ def fit_lasso_cox(
         (sparser model), as ``glmnet``'s ``lambda.1se``: the standard error is ``cv.glmnet``'s
         ``cvsd`` (the folds' sample standard deviation, ``ddof=1``, over the square root of the
         number of folds; see ``_cv_summary``) and the rule its ``getOptcv.glmnet``.
+    ledger : FitLedger, optional
+        Records the rows of ``features`` (its index) under ``step`` (see :mod:`mmsurv.ledger`).
+    step : str, default "LASSO-Cox selection"
 
     Returns
     -------
@@ -126,6 +135,8 @@ def fit_lasso_cox(
         raise ValueError(f"features contain missing values in columns {bad[:5]}")
     if len(features) != len(time):
         raise ValueError(f"length mismatch: features={len(features)}, time={len(time)}")
+    if ledger is not None:
+        ledger.record(step, features.index)
     mean, scale = features.mean(), features.std(ddof=0).replace(0, 1.0)
     x = ((features - mean) / scale).to_numpy(dtype=float)
     y = Surv.from_arrays(event, time)

@@ -17,6 +17,7 @@ changes with every resample of the patients. Three questions a selection has to 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,17 +29,26 @@ from ..metrics import concordance_index
 from ..validation import check_survival
 from .lasso_cox import fit_lasso_cox
 
+if TYPE_CHECKING:
+    from ..ledger import FitLedger
+
 __all__ = ["frequent_features", "selection_stability", "selection_recovery", "concordance_screen", "cross_validated_risk"]
 
 
-def frequent_features(matrix: pd.DataFrame, train_ids: Iterable[str], min_count: int) -> list[str]:
+def frequent_features(
+    matrix: pd.DataFrame, train_ids: Iterable[str], min_count: int, *, ledger: FitLedger | None = None, step: str = "feature filter"
+) -> list[str]:
     """Columns of a 0/1 matrix that are non-zero in at least ``min_count`` training rows.
 
     Counting on training patients only keeps the filter itself from seeing test patients
     (a gene mutated in three test patients and no training patient cannot be learned anyway).
+    With ``ledger``, the rows counted are recorded under ``step`` (see :mod:`mmsurv.ledger`).
     """
     if min_count < 1:
         raise ValueError(f"min_count must be at least 1, got {min_count}")
+    train_ids = list(train_ids)
+    if ledger is not None:
+        ledger.record(step, train_ids)
     counts = matrix.loc[list(train_ids)].sum(axis=0)
     return counts.index[counts >= min_count].tolist()
 
@@ -52,6 +62,8 @@ def selection_stability(
     n_bootstrap: int = 50,
     l1_ratio: float = 1.0,
     seed: int = 0,
+    ledger: FitLedger | None = None,
+    step: str = "selection stability",
 ) -> pd.Series:
     """How often each feature gets a non-zero LASSO-Cox coefficient over bootstrap resamples.
 
@@ -66,6 +78,9 @@ def selection_stability(
     n_bootstrap : int, default 50
     l1_ratio : float, default 1.0
     seed : int, default 0
+    ledger : FitLedger, optional
+        Records the rows of ``features`` (its index) under ``step`` (see :mod:`mmsurv.ledger`).
+    step : str, default "selection stability"
 
     A resample on which coxnet does not converge (it can happen at a small penalty, with
     duplicated patients) is replaced by another; more than ``2 * n_bootstrap`` such failures
@@ -79,6 +94,8 @@ def selection_stability(
     time, event, _ = check_survival(time, event)
     if n_bootstrap < 1:
         raise ValueError("n_bootstrap must be at least 1")
+    if ledger is not None:
+        ledger.record(step, features.index)
     rng = np.random.default_rng(seed)
     x = features.to_numpy(dtype=float)
     picked = np.zeros(features.shape[1])
