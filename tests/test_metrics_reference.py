@@ -144,6 +144,29 @@ def test_delong_matches_textbook_placement_values(real_survival):
     assert half_width == pytest.approx(stats.norm.ppf(0.975) * np.sqrt(_delong_variance_naive(event, risk)), abs=TOL)
 
 
+def test_delong_paired_comparison_worked_by_hand():
+    """A correlated pair small enough to work DeLong's test out by hand (DeLong et al. 1988, eqs. for V10, V01, S).
+
+    Three cases and three controls, two scores. Placement values (share of the other class each
+    sample beats): A: V10 = (1, 1, 2/3), V01 = (2/3, 1, 1); B: V10 = (1, 1, 1/3), V01 = (2/3, 2/3, 1).
+    AUC A = 8/9, B = 7/9. Sample covariances (ddof=1, as pROC's ``roc.test``): S10 = [[1/27, 2/27],
+    [2/27, 4/27]], S01 = [[1/27, 1/54], [1/54, 1/27]]. Var(A - B) = (1/27 + 4/27 - 4/27) / 3 +
+    (1/27 + 1/27 - 1/27) / 3 = 2/81, so Z = (1/9) / (sqrt(2) / 9) = 1 / sqrt(2) and p = 0.4795.
+    Without the covariance term (unpaired) Var would be 7/81, Z = 1 / sqrt(7), p = 0.7055: this
+    test fails if the term goes.
+    """
+    y = np.array([1, 1, 1, 0, 0, 0])
+    a = np.array([0.9, 0.6, 0.4, 0.5, 0.3, 0.1])
+    b = np.array([0.8, 0.7, 0.2, 0.6, 0.4, 0.1])
+    result = metrics.delong_test(y, a, b)
+    assert result.auc_a == pytest.approx(8 / 9, abs=1e-12) and result.auc_b == pytest.approx(7 / 9, abs=1e-12)
+    assert result.z == pytest.approx(1 / np.sqrt(2), abs=1e-12)
+    assert result.p_value == pytest.approx(2 * stats.norm.sf(1 / np.sqrt(2)), abs=1e-12)  # 0.4795
+    half_width = stats.norm.ppf(0.975) * np.sqrt(2 / 81)
+    assert (result.ci_low, result.ci_high) == pytest.approx((1 / 9 - half_width, 1 / 9 + half_width), abs=1e-12)
+    assert (result.ci_a[1] - result.ci_a[0]) / 2 == pytest.approx(stats.norm.ppf(0.975) * np.sqrt(2 / 81), abs=1e-12)  # (1/27 + 1/27) / 3
+
+
 def test_delong_same_scores_give_no_difference():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)
