@@ -12,6 +12,9 @@ from mmsurv import stats
 from mmsurv.controls import reorder_by_id
 from mmsurv.fusion import fit_fusion_ensemble, predict_ensemble
 from mmsurv.ledger import FitLedger, HeldOutLeakError, check_ledger, ledger_leaks
+from mmsurv.models import ct_cnn
+from mmsurv.pathology import tile_targets
+from mmsurv.radiology.ct_prognosis import fit_clinical_forest, fit_cube_classifier
 from mmsurv.record import record_metrics
 from mmsurv.tabular import clinical_pipeline, fit_on_training
 
@@ -116,3 +119,50 @@ def test_ensemble_reads_labels_by_id_whatever_the_order_of_the_ids(table):
         fit_fusion_ensemble(blocks, labels, fit_ids, fit_ids[-4:], **options)
     with pytest.raises(KeyError, match="no label entry"):
         fit_fusion_ensemble(blocks, labels.iloc[5:], fit_ids, stop_ids, **options)
+
+
+def test_cube_classifier_and_clinical_forest_record_whom_they_fitted_on_in_a_fit_ledger():
+    rng = np.random.default_rng(0)
+    labels = np.tile([0.0, 1.0], 20)
+    cubes = rng.normal(0.3, 0.02, size=(40, 14, 14, 14)).astype(np.float32)
+    ids = [f"P{i}" for i in range(40)]
+    ledger = FitLedger(held_out=ids[30:])
+    train = pd.Series(labels[:20], index=ids[:20])
+    tune = pd.Series(labels[20:30], index=ids[20:30])
+    history = fit_cube_classifier(
+        ct_cnn("narrow", seed=0), (cubes[:20], train), (cubes[20:30], tune), side=12, epochs=1, seed=0, progress=False, ledger=ledger, step="CNN"
+    )
+    assert history.samples == {"train": ids[:20], "validation": ids[20:30]}  # labels indexed by patient name the patients
+    assert ledger.steps == {"CNN: fit": sorted(ids[:20]), "CNN: early stopping": sorted(ids[20:30])}
+    # early stopping on held-out patients is a leak the ledger names
+    fit_cube_classifier(
+        ct_cnn("narrow", seed=0),
+        (cubes[:20], train),
+        (cubes[30:], pd.Series(labels[30:], index=ids[30:])),
+        side=12,
+        epochs=1,
+        seed=0,
+        progress=False,
+        ledger=ledger,
+        step="leaky CNN",
+    )
+    assert set(ledger.leaks()) == {"leaky CNN: early stopping"}
+    with pytest.raises(HeldOutLeakError, match="leaky CNN: early stopping"):
+        ledger.check()
+    with pytest.raises(ValueError, match="patient_ids"):  # arrays name no patients: the ledger cannot record them
+        fit_cube_classifier(
+            ct_cnn("narrow", seed=0), (cubes[:20], labels[:20]), (cubes[20:30], labels[20:30]), side=12, epochs=1, progress=False, ledger=ledger
+        )
+    frame = pd.DataFrame({"patient_id": ids[:20], "age": rng.normal(60, 5, 20), "stage": ["I", "II"] * 10})
+    fit_clinical_forest(frame, labels[:20], numeric=["age"], categorical=["stage"], n_trees=5, ledger=ledger, step="forest")
+    assert ledger.steps["forest"] == sorted(ids[:20])
+
+
+def test_tile_targets_record_their_reference_patients():
+    targets = pd.DataFrame({"score": [1.0, 2.0, 3.0, 4.0]}, index=["A", "B", "C", "D"])
+    tiles = pd.DataFrame({"patient_id": ["A", "A", "B", "C", "D"]})
+    ledger = FitLedger(held_out=["D"])
+    values = tile_targets(tiles, targets, reference=pd.Index(["A", "B", "C"]), ledger=ledger)
+    assert values.shape == (5, 1) and ledger.steps == {"target standardisation": ["A", "B", "C"]}
+    tile_targets(tiles, targets, reference=targets.index, ledger=ledger, step="leaky standardisation")
+    assert ledger.leaks() == {"leaky standardisation": ["D"]}

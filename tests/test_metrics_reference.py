@@ -245,3 +245,17 @@ def test_confusion_counts_matches_sklearn():
     np.testing.assert_array_equal(metrics.confusion_counts([0, 0, 1], [0, 1, 1], 4), confusion_matrix([0, 0, 1], [0, 1, 1], labels=[0, 1, 2, 3]))
     with pytest.raises(ValueError, match="class indices"):
         metrics.confusion_counts([0, 3], [0, 1], 3)
+
+
+def test_multiclass_report_counts_the_clusters_it_resampled():
+    # 12 sample units of 6 patients (a tumour and a normal unit each): grouped by patient the
+    # bootstrap draws 6 clusters; without groups (or grouped by unit) it draws the 12 rows
+    rng = np.random.default_rng(0)
+    y = np.tile([0, 1, 2], 4)
+    proba = rng.dirichlet(np.ones(3), size=len(y))
+    patient = np.repeat([f"P{i}" for i in range(6)], 2)
+    by_patient = metrics.multiclass_report(y, proba, class_names=["LUAD", "LUSC", "normal"], groups=patient, n_resamples=20)
+    by_unit = metrics.multiclass_report(y, proba, class_names=["LUAD", "LUSC", "normal"], groups=np.arange(len(y)), n_resamples=20)
+    ungrouped = metrics.multiclass_report(y, proba, class_names=["LUAD", "LUSC", "normal"], n_resamples=20)
+    assert by_patient.attrs["n_clusters"] == 6
+    assert by_unit.attrs["n_clusters"] == ungrouped.attrs["n_clusters"] == 12

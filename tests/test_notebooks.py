@@ -19,6 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mmsurv.ledger import check_ledger
 from mmsurv.runner import NOTEBOOK_DIR, discover_notebooks, run_notebooks
 
 REQUIRED_PARAMETERS = {"seed", "data_source", "data_dir", "smoke", "device", "results_dir"}
@@ -150,6 +151,42 @@ def test_breast_notebook_keeps_every_patient_slide_and_tile_in_one_split(breast_
     assert (fitted[tiles["split"].isin(["test", "external"])] == "").all()  # held-out tiles never touched fitting
 
 
+@pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-01")
+def test_breast_notebook_fit_ledger_keeps_held_out_patients_out_of_every_fit(breast_run):
+    import pandas as pd
+
+    metrics, folder = breast_run[0]["metrics"], breast_run[1]
+    ledger = metrics["fit_ledger"]
+    check_ledger(ledger)  # no fitting step saw a test or external patient
+    # the held-out set is the test split and the external centre, as the tiles' own split column says
+    tiles = pd.read_csv(folder / "tiles.csv")
+    held_out = set(tiles.loc[tiles["split"].isin(["test", "external"]), "patient_id"])
+    split = metrics["split_patients"]
+    assert set(ledger["held_out"]) == held_out == set(split["test"]) | set(split["external"])
+    assert len(held_out) == metrics["n_patients"]["test"] + metrics["n_patients"]["external"]
+    # every fitting step of the notebook is there, under the name the notebook gives it
+    steps = ledger["steps"]
+    expected = {f"{model}: {role}" for model in ("tile CNN", "permuted control: tile CNN", "attention MIL") for role in ("fit", "early stopping")}
+    expected |= {
+        "target standardisation",
+        "permuted control: shuffled labels",
+        "permuted control: target standardisation",
+        "attention MIL: target standardisation",
+        "risk cut-off",
+        "covariate imputation (median)",
+        "oracle risk cut-off",
+    }
+    assert expected <= set(steps), expected - set(steps)
+    # ... recording what the fits really used: the tile CNN trained on the training patients' tiles and
+    # stopped on the validation patients' (as tiles.csv's fitted_as, written from the training history, shows)
+    fitted = tiles["fitted_as"].fillna("")
+    assert set(steps["tile CNN: fit"]) == set(split["train"]) == set(tiles.loc[fitted == "train", "patient_id"])
+    assert set(steps["tile CNN: early stopping"]) == set(split["validation"]) == set(tiles.loc[fitted == "validation", "patient_id"])
+    assert set(steps["risk cut-off"]) == set(split["train"])
+    assert set(steps["permuted control: shuffled labels"]) == set(split["train"]) | set(split["validation"])
+
+
 def test_every_notebook_has_a_test():
     tested = {
         "00_survival_primer",
@@ -194,6 +231,8 @@ def test_breast_notebook_reads_a_fetched_gdc_folder(virtual_files, tmp_path):
     metrics = _run_smoke("01", tmp_path / "results", {"data_source": "tcga", "data_dir": str(fetched), "n_permutations": 1})[0]["metrics"]
     assert metrics["heldout_spearman_score"] >= 0.4
     assert not any("oracle" in key for key in metrics["correlations"])  # real data has no planted truth
+    check_ledger(metrics["fit_ledger"])
+    assert "oracle risk cut-off" not in metrics["fit_ledger"]["steps"]
 
 
 @pytest.fixture(scope="module")
@@ -253,6 +292,40 @@ def test_lung_ct_transfer_learning_is_tested_on_unseen_surgery_patients(lung_ct_
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-02")
+def test_lung_ct_fit_ledger_keeps_both_test_sets_out_of_every_fit(lung_ct_run):
+    ledger = lung_ct_run["fit_ledger"]
+    check_ledger(ledger)  # no fitting step saw a patient of the test centre or a surgery test patient
+    # the held-out set is the radiotherapy test split (the test centre, with its patients censored
+    # before 2 years) and the surgery test split, as the split columns' counts say
+    held = lung_ct_run["held_out_splits"]
+    assert set(ledger["held_out"]) == set(held["radiotherapy test"]) | set(held["surgery test"])
+    assert len(held["radiotherapy test"]) == lung_ct_run["n_patients"]["test"] and len(held["surgery test"]) == lung_ct_run["surgery_split"]["test"]
+    assert set(lung_ct_run["test_centre_patients"]) <= set(held["radiotherapy test"])
+    assert set(lung_ct_run["surgery_test_patients"]) <= set(held["surgery test"])
+    # every fitting step is there, under the name the notebook gives it
+    steps = ledger["steps"]
+    networks = ("3D CNN", "permuted control: 3D CNN", "transfer to surgery (dense layers)", "surgery CNN from scratch")
+    expected = {f"{network}: {role}" for network in networks for role in ("fit", "early stopping")}
+    expected |= {
+        "permuted control: shuffled labels",
+        "clinical random forest",
+        "risk cut-off (3D CNN)",
+        "risk cut-off (oracle)",
+        "surgery clinical random forest",
+    }
+    assert expected <= set(steps), expected - set(steps)
+    # ... with the patients they really used: radiotherapy models on radiotherapy training / tuning
+    # patients, surgery models on surgery patients only
+    assert set(steps["3D CNN: fit"]) == set(lung_ct_run["split_patients"]["train"])
+    assert set(steps["3D CNN: early stopping"]) == set(lung_ct_run["split_patients"]["tune"])
+    assert set(steps["clinical random forest"]) == set(steps["risk cut-off (3D CNN)"]) == set(steps["3D CNN: fit"])
+    for step in ("transfer to surgery (dense layers): fit", "surgery CNN from scratch: early stopping", "surgery clinical random forest"):
+        assert all(p.startswith("VSURG1-") for p in steps[step]), step
+    assert not any(p.startswith("VSURG1-") for p in steps["3D CNN: fit"] + steps["permuted control: 3D CNN: fit"])
+
+
+@pytest.mark.notebooks
 @pytest.mark.xdist_group("notebook-02-real-layout")
 def test_lung_ct_notebook_reads_a_tcia_folder(virtual_files, tmp_path):
     """data_source="tcia": the same cells read a TCIA-layout folder with Lung1's single-centre clinical table and no surgery cohort."""
@@ -274,6 +347,10 @@ def test_lung_ct_notebook_reads_a_tcia_folder(virtual_files, tmp_path):
     assert metrics["auc_test"]["3D CNN"]["estimate"] > 0.55
     assert metrics["n_labelled"]["test"] >= 40  # a random 30% of the patients, no centre column
     assert metrics["transfer_surgery"] == {} and metrics["robustness"]["n_retest_patients"] >= 10
+    # the random test split is the held-out set; without a surgery cohort there is no second one
+    check_ledger(metrics["fit_ledger"])
+    assert set(metrics["held_out_splits"]) == {"radiotherapy test"}
+    assert set(metrics["fit_ledger"]["held_out"]) == set(metrics["held_out_splits"]["radiotherapy test"]) >= set(metrics["split_patients"]["test"])
 
 
 @pytest.fixture(scope="module")
@@ -348,6 +425,110 @@ def test_lung_fusion_notebook_keeps_every_patient_in_one_split(lung_fusion_run):
     assert {u.rsplit("-", 1)[0] for u in fitted["fusion_fitted_on"]["train"]} <= set(patients["train"])
 
 
+# Names of the fitting steps notebook 03 records (": fit" / ": early stopping" for trained networks).
+LUNG_FUSION_LEDGER_STEPS = {
+    "tile classifier: fit",
+    "tile classifier: early stopping",
+    "attention MIL: fit",
+    "attention MIL: early stopping",
+    "RNA preprocessing",
+    "methylation preprocessing",
+    "clinical preprocessing",
+    "slide alone (logistic)",
+    "rna alone (logistic)",
+    "methylation alone (logistic)",
+    "clinical alone (logistic)",
+    "fusion: concat: fit",
+    "fusion: concat: early stopping",
+    "fusion: gated: fit",
+    "fusion: kronecker: fit",
+    "fusion: late: fit",
+    "fusion ablation: fit",
+    "fusion ablation: early stopping",
+    "missing-modality replicates: fit",
+    "missing-modality replicates: early stopping",
+    "permuted control: fusion: fit",
+    "permuted control: fusion: early stopping",
+    "permuted control: tile classifier: fit",
+    "permuted control: tile classifier: early stopping",
+    "Cox head: fit",
+    "Cox head: early stopping",
+    "stage median fill",
+    "risk cut-off",
+    "2-year calibration",
+}
+
+
+@pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-03")
+def test_lung_fusion_notebook_ledger_shows_no_fit_saw_a_held_out_patient(lung_fusion_run):
+    """Every fitting step of 03 records the patients it saw; none may be a test or external patient.
+
+    Catches by construction (whatever the size of the leak): preprocessing fitted on all units,
+    the Cox head early-stopped on held-out tumours, a calibration or cut-off fitted on held-out
+    patients. The step names are listed so that dropping a record fails too.
+    """
+    ledger = lung_fusion_run["fit_ledger"]
+    patients = lung_fusion_run["splits"]["patients"]
+    assert set(ledger["held_out"]) == set(patients["test"]) | set(patients["external"])
+    check_ledger(ledger)  # smoke seeds 0-2: 79 / 67 / 72 held-out patients, none seen by any of the 32 steps
+    missing = LUNG_FUSION_LEDGER_STEPS - set(ledger["steps"])
+    assert not missing, f"fitting steps not recorded: {sorted(missing)}"
+    steps = ledger["steps"]
+    for step, seen in steps.items():  # networks stop early on validation patients only
+        if step.endswith(": early stopping"):
+            assert set(seen) <= set(patients["validation"]), step
+    assert set(steps["Cox head: fit"]) <= set(patients["train"])
+    # the 2-year calibration is fitted on the validation tumours, not on those the Cox head trained on
+    assert set(steps["2-year calibration"]) <= set(patients["validation"])
+    assert lung_fusion_run["calibration_2y"]["fitted_on_tumours"] == len(steps["2-year calibration"])
+
+
+@pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-03")
+def test_lung_fusion_notebook_bootstraps_whole_patients(lung_fusion_run):
+    """The intervals resample patients, not sample units: a patient's tumour and normal units are drawn together.
+
+    Resampling units instead (groups=p.index, or no groups) makes "resampled" the number of units,
+    which exceeds the number of patients for every model here (patients with a tumour and a normal unit).
+    """
+    patients = lung_fusion_run["splits"]["patients"]
+    held_out = set(patients["test"]) | set(patients["external"])
+    bootstrap = lung_fusion_run["bootstrap_units"]
+    assert {"image only (tile CNN)", "rna alone (logistic)", "fused: concat"} <= set(bootstrap)
+    for name, counts in bootstrap.items():
+        assert counts["resampled"] == counts["patients"] < counts["units"], name
+    # the fused model scores every held-out unit: the bootstrap draws from every held-out patient
+    assert bootstrap["fused: concat"]["resampled"] == len(held_out)
+
+
+@pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-03")
+def test_lung_fusion_notebook_scores_the_external_centre_on_its_own(lung_fusion_run):
+    by_centre = lung_fusion_run["macro_auc_by_centre"]
+    assert set(by_centre) == {"image only (tile CNN)", "rna alone (logistic)", "fused: concat"}
+    for name, parts in by_centre.items():
+        assert set(parts) == {"test", "external", "pooled", "test_minus_external"}, name
+        for part, r in parts.items():
+            assert r["ci_low"] <= r["estimate"] <= r["ci_high"], (name, part)
+    # the omics carry the class in both places. Smoke seeds 0-2: fused 1.000 on the test split and at the external centre at each seed
+    assert by_centre["fused: concat"]["external"]["estimate"] > 0.9 and by_centre["fused: concat"]["test"]["estimate"] > 0.9
+    # image only, test vs external: 0.747 vs 0.803, 0.726 vs 0.702, 0.751 vs 0.762 (test minus external inside its CI at each seed)
+    assert by_centre["image only (tile CNN)"]["external"]["estimate"] > 0.55
+    # paired differences on the same held-out units, patient-level bootstrap: fused vs image only is significant
+    paired = lung_fusion_run["paired_macro_auc_difference"]
+    # smoke seeds 0-2: +0.235 (0.182 to 0.312), +0.309 (0.252 to 0.366), +0.256 (0.202 to 0.303)
+    assert paired["fused: concat minus image only (tile CNN)"]["ci_low"] > 0.05
+
+
+@pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-03")
+def test_lung_fusion_notebook_permuted_control_retrains_the_tile_classifier(lung_fusion_run):
+    permuted = lung_fusion_run["permuted_control"]
+    assert permuted["n_with_tile_classifier"] >= 1
+    assert permuted["tile_classifier_seconds"] > 0 and len(permuted["values"]) == permuted["n_permutations"]
+
+
 @pytest.mark.notebooks
 @pytest.mark.xdist_group("notebook-03-real-layout")
 def test_lung_fusion_notebook_reads_fetched_tcga_luad_and_lusc_folders(virtual_files, tmp_path):
@@ -384,12 +565,23 @@ def cervical_os_run(tmp_path_factory):
 def test_cervical_os_notebook_beats_its_permuted_control_without_beating_the_oracle(cervical_os_run):
     metrics = cervical_os_run["metrics"]
     fused, permuted, oracle = metrics["auc_external_fused"], metrics["auc_permuted"], metrics["oracle_auc_external"]
-    # smoke seeds 0-2: fused 0.657 / 0.677 / 0.732, permuted 0.403 / 0.473 / 0.485, oracle 0.887 / 0.852 / 0.902 (clinical 0.681 / 0.655 / 0.686)
+    # the fused model is the stacked one; the permuted control reruns filter, LASSO-Cox, scaling and stacking on shuffled (time, event)
+    # smoke seeds 0-4: fused 0.682 / 0.654 / 0.745 / 0.737 / 0.684, permuted 0.479 / 0.461 / 0.527 / 0.492 / 0.517, oracle 0.887 / 0.852 / 0.902 / 0.935 / 0.845
     assert fused > permuted + 0.1
     assert fused < oracle + 0.05  # ~50 labelled external patients: a model cannot beat the planted risk beyond noise
-    assert abs(permuted - 0.5) < 0.15  # the mean of n_permutations retrained ensembles
+    assert abs(permuted - 0.5) < 0.15  # the mean of n_permutations whole-pipeline reruns
+    # the stacked model does not lose to its own best single block beyond noise
+    # smoke seeds 0-4: stacked minus best block +0.002 / -0.002 / +0.059 / -0.022 / +0.000 (best block: clinical at every seed)
+    assert fused > metrics["auc_external_best_single_block"] - 0.05
     assert set(cervical_os_run["headline"]) == {"AUC external fused", "AUC external clinical", "AUC oracle", "permuted control"}
-    for key in ("auc_external_fused", "auc_external_clinical", "auc_permuted", "oracle_auc_external", "auc_external_leaky_selection"):
+    for key in (
+        "auc_external_fused",
+        "auc_external_clinical",
+        "auc_permuted",
+        "oracle_auc_external",
+        "auc_external_leaky_selection",
+        "auc_external_fused_neural",
+    ):
         assert isinstance(metrics[key], float)
 
 
@@ -420,7 +612,79 @@ def test_cervical_os_notebook_keeps_splits_apart_and_drops_unlabelled_patients(c
     n_unlabelled = metrics["label_counts"]["censored before 3 y"]
     assert n_unlabelled > 0 and metrics["label_counts"]["ST"] > 0 and metrics["label_counts"]["LT"] > 0
     # the AUCs count only labelled external patients: fewer than the external centre holds
-    assert metrics["auc_table"]["fused (image + mutations + clinical)"]["n"] < len(splits["external"])
+    assert metrics["auc_table"]["fused, stacked (image + mutations + clinical)"]["n"] < len(splits["external"])
+
+
+@pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-04")
+def test_cervical_os_notebook_ledger_shows_no_fit_saw_the_external_centre(cervical_os_run):
+    """Every fitting step wrote down its patients; none is external. Fails by construction on a leak of any size:
+    LASSO-Cox on all patients, the mutation filter counting every patient, scaling on everyone (issue 31's edits)."""
+    metrics = cervical_os_run["metrics"]
+    ledger, splits = metrics["fit_ledger"], metrics["splits"]
+    assert sorted(ledger["held_out"]) == sorted(splits["external"])
+    check_ledger(ledger)
+    training = set(splits["train"]) | set(splits["validation"])
+    expected = {
+        "image: constant-feature filter",
+        "mutation filter",
+        "clinical preprocessing",
+        "LASSO-Cox: genes",
+        "LASSO-Cox: image features",
+        "selection stability: genes",
+        "standardisation: image",
+        "standardisation: mutations",
+        "clinical only (logistic)",
+        "stacked fusion: stacker",
+        "stacked fusion: clinical",
+        "stacked fusion: clinical (cross-fit folds)",
+        "neural fusion ensemble: fit",
+        "neural fusion ensemble: early stopping",
+        "clinical Cox",
+        "censoring model (td-AUC, Uno's C)",
+        "permuted control: LASSO-Cox genes",
+        "permuted control: LASSO-Cox image",
+        "permuted control: stacked fusion: stacker",
+    }
+    assert expected <= set(ledger["steps"])
+    for step, ids in ledger["steps"].items():
+        assert set(ids) <= training, step
+    # the selections, the scaling and the filters saw every training patient they could (not a subset by mistake)
+    assert set(ledger["steps"]["clinical preprocessing"]) == training
+    assert set(ledger["steps"]["neural fusion ensemble: early stopping"]) <= set(splits["validation"])
+    assert not any("leaky" in step for step in ledger["steps"])  # section 8's demonstration stays out of the ledger
+
+
+@pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-04")
+def test_cervical_os_notebook_labels_every_patient_by_the_landmark_rule(cervical_os_run):
+    """Each patient's (time, event, label), re-derived here independently: death by the horizon -> 1 (ST); followed
+    beyond it -> 0 (LT); censored at or before it -> no label. Counting those censored patients as LT fails here."""
+    audit = cervical_os_run["metrics"]["landmark_audit"]
+    horizon = audit["horizon_days"]
+    assert horizon == cervical_os_run["parameters"]["horizon_years"] * 365.25
+    wrong = {}
+    for patient, (time, event, label) in audit["patients"].items():
+        expected = 1.0 if event and time <= horizon else 0.0 if time > horizon else None
+        if label != expected:
+            wrong[patient] = (time, event, label, expected)
+    assert not wrong, f"{len(wrong)} patients labelled against the landmark rule, e.g. {list(wrong.items())[:3]}"
+    assert any(label is None for _, _, label in audit["patients"].values())
+    assert set(audit["patients"]) >= {p for ids in cervical_os_run["metrics"]["splits"].values() for p in ids}
+
+
+@pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-04")
+def test_cervical_os_notebook_truncates_uno_where_patients_remain_followed(cervical_os_run):
+    metrics = cervical_os_run["metrics"]
+    times = {p: t for p, (t, _, _) in metrics["landmark_audit"]["patients"].items()}
+    external = [times[p] for p in metrics["splits"]["external"]]
+    training = [times[p] for p in metrics["splits"]["train"] + metrics["splits"]["validation"]]
+    tau = metrics["uno_tau_days"]
+    assert tau <= max(training)  # never beyond training follow-up, where the censoring model is unknown
+    assert sum(t >= tau for t in external) >= max(10, 0.1 * len(external))
+    assert sum(t >= tau for t in training) >= max(10, 0.1 * len(training))
+    assert tau < max(external)  # truncated, not the longest external follow-up
 
 
 @pytest.mark.notebooks
@@ -441,7 +705,8 @@ def test_cervical_os_notebook_reads_a_fetched_tcga_cesc_folder(virtual_files, tm
 
 @pytest.fixture(scope="module")
 def cervical_mri_run(tmp_path_factory):
-    return _run_smoke("05", tmp_path_factory.mktemp("results"))[0]
+    metrics, folder = _run_smoke("05", tmp_path_factory.mktemp("results"))
+    return {**metrics, "executed_notebook": str(folder / "05_cervical_recurrence_mri.ipynb")}
 
 
 @pytest.mark.notebooks
@@ -500,6 +765,90 @@ def test_cervical_mri_keeps_splits_apart(cervical_mri_run):
 
 
 @pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-05")
+def test_cervical_mri_fit_ledger_keeps_held_out_patients_out_of_every_fit(cervical_mri_run):
+    """Every fitting step recorded what it saw; none saw an internal or external patient (a one-line leak fails here by construction:
+    the report PCA fitted on the external reports, or the risk cut-off chosen on the external centre, stop the notebook at
+    record_metrics with HeldOutLeakError, which _run_smoke reports)."""
+    metrics = cervical_mri_run["metrics"]
+    ledger, splits = metrics["fit_ledger"], metrics["splits"]
+    check_ledger(ledger)
+    assert sorted(ledger["held_out"]) == sorted(splits["internal"] + splits["external"])
+    networks = ["ConvNeXt", "ViT (dual path)", "MSM", "MSM-T", "MSM-TC", "permuted control: MSM", "permuted control: MSM-TC"]
+    expected = {f"{n}: {role}" for n in networks for role in ("fit", "early stopping")} | {
+        "report PCA",
+        "text only: logistic regression",
+        "text only: TF-IDF",
+        "invasion probe",
+        "invasion: TF-IDF",
+        "image block: standardisation",
+        "permuted control: image block standardisation",
+        "clinical block: preprocessing",
+        "clinical only: logistic regression",
+        "Brier reference: training prevalence",
+        "risk cut-off",
+    }
+    assert expected <= set(ledger["steps"]), expected - set(ledger["steps"])
+    train = set(splits["train"])
+    assert all(seen and set(seen) <= train for seen in ledger["steps"].values())
+    fit, tune = set(metrics["trained_on"]["fit"]), set(metrics["trained_on"]["tune"])
+    for network in networks:  # each network and fused ensemble (and each permuted retraining) trains on fit, early-stops on tune
+        assert set(ledger["steps"][f"{network}: fit"]) == fit and set(ledger["steps"][f"{network}: early stopping"]) == tune, network
+    assert set(ledger["steps"]["report PCA"]) <= train and len(ledger["steps"]["report PCA"]) > 0.8 * len(train)  # the training reports
+
+
+@pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-05")
+def test_cervical_mri_ladder_is_tested_rung_by_rung_on_the_same_patients(cervical_mri_run):
+    metrics = cervical_mri_run["metrics"]
+    ladder, auc = metrics["delong_ladder"], metrics["auc_external"]
+    assert set(ladder) == {"MSM vs ConvNeXt", "MSM vs ViT (dual path)", "MSM-T vs MSM", "MSM-TC vs MSM-T", "MSM-TC vs clinical only"}
+    n_external = metrics["auc_table"]["MSM-TC"]["n external"]
+    for key, row in ladder.items():
+        a, b = key.split(" vs ")
+        assert row["n"] == n_external, key  # paired: both models on every labelled external patient
+        assert row["difference"] == pytest.approx(auc[a] - auc[b], abs=1e-9), key
+        assert row["ci_low"] < row["difference"] < row["ci_high"], key
+        assert 0 <= row["p_value"] <= row["p_holm"] <= 1 and row["significant"] == (row["p_holm"] < 0.05), key
+    # the one step the cohort supports: MSM-TC over clinical only. Smoke seeds 0-2: difference +0.188 / +0.134 / +0.138, DeLong
+    # p 0.00017 / 0.0019 / 0.0085 (Holm 0.0008 / 0.009 / 0.042: too close to 0.05 to assert); seed 3 (not used by the tests):
+    # +0.130, p 0.0018 (Holm 0.009).
+    # The adjacent image / fusion steps were not significant after Holm at any of these seeds, so nothing is asserted about them
+    assert ladder["MSM-TC vs clinical only"]["p_value"] < 0.05 and ladder["MSM-TC vs clinical only"]["ci_low"] > 0
+
+
+@pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-05")
+def test_cervical_mri_shows_why_the_external_centre_is_easier(cervical_mri_run):
+    """The markdown says the external centre C3 has the cleanest scanner: the measured noise table must say so too."""
+    metrics = cervical_mri_run["metrics"]
+    scanners = metrics["scanner_by_centre"]
+    assert set(scanners) == {"C1", "C2", "C3"}
+    # 10 patients per centre, smoke seeds 0 / 2 / 3: T2 noise 4.40 / 4.39 / 4.43 % of the body's median (C1), 5.88 / 5.86 / 5.97 (C2),
+    # 3.46 / 3.53 / 3.43 (C3); DWI 16.5 / 16.6 / 16.4 (C1), 21.4 / 21.4 / 21.3 (C2), 13.2 / 13.3 / 13.3 (C3); pixels 3.0 / 3.0 / 2.25 mm.
+    # Planted (mmsurv.virtual.mri_study): T2 4.4 / 5.8 / 3.6 %, DWI 16.7 / 21.7 / 13.3 %, C3's pixels 0.75 of the others'
+    # (seed 1 was measured with an earlier median-absolute-deviation estimator: T2 4.6 / 6.1 / 3.7, DWI 17.0 / 21.4 / 14.1)
+    for sequence in ("t2w", "dwi"):
+        noise = {c: row[f"{sequence} noise (% of body median)"] for c, row in scanners.items()}
+        assert min(noise, key=noise.get) == "C3" and noise["C3"] < 0.9 * min(noise["C1"], noise["C2"]), sequence
+    assert scanners["C3"]["pixel (mm)"] < scanners["C1"]["pixel (mm)"]
+    by_cohort = metrics["auc_by_cohort"]
+    assert by_cohort["external"]["MSM-TC"] == pytest.approx(metrics["auc_external"]["MSM-TC"])
+    assert set(by_cohort["internal"]) >= {"oracle (planted risk)", "MSM", "MSM-TC", "clinical only"}
+
+
+@pytest.mark.notebooks
+@pytest.mark.xdist_group("notebook-05")
+def test_cervical_mri_prints_no_warning(cervical_mri_run):
+    """A notebook of the kit prints no warning it could avoid (issue 31: scikit-learn's "X does not have valid feature names")."""
+    nb = nbformat.read(cervical_mri_run["executed_notebook"], as_version=4)
+    streams = [
+        "".join(o.get("text", "")) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "stream"
+    ]
+    assert not [s for s in streams if "Warning" in s]
+
+
+@pytest.mark.notebooks
 @pytest.mark.xdist_group("notebook-05-real-layout")
 def test_cervical_mri_notebook_reads_a_study_folder(virtual_files, tmp_path):
     """data_source="folder": the same cells read a study exported in the documented layout, without the planted truth."""
@@ -511,3 +860,5 @@ def test_cervical_mri_notebook_reads_a_study_folder(virtual_files, tmp_path):
     metrics = _run_smoke("05", tmp_path / "results", parameters)[0]["metrics"]
     assert metrics["auc_external"]["MSM-TC"] > 0.65  # the planted signal is in the files, whoever reads them
     assert metrics["text_separation"] == {} and metrics["oracle_auc_external"] is None  # no planted truth: no oracle, no probe
+    check_ledger(metrics["fit_ledger"])
+    assert "invasion probe" not in metrics["fit_ledger"]["steps"] and "MSM-TC: fit" in metrics["fit_ledger"]["steps"]

@@ -19,7 +19,7 @@ from .classification import (
     roc_auc,
 )
 from .concordance import concordance_index, uno_concordance_index
-from .time_dependent import brier_score, integrated_brier_score, time_dependent_auc
+from .time_dependent import brier_score, integrated_brier_score, time_dependent_auc, truncation_time
 
 __all__ = [
     "BootstrapResult",
@@ -43,5 +43,6 @@ __all__ = [
     "roc_auc",
     "spearman",
     "time_dependent_auc",
+    "truncation_time",
     "uno_concordance_index",
 ]

@@ -290,7 +290,9 @@ def multiclass_report(
         Indexed by class name plus a final ``"macro"`` row (the unweighted mean over classes,
         as scikit-learn ``roc_auc_score(..., multi_class="ovr")``), with columns ``auc``,
         ``auc_low``, ``auc_high``, ``ap``, ``ap_low``, ``ap_high`` and ``n_positive`` (rows of
-        that class; all rows for ``"macro"``).
+        that class; all rows for ``"macro"``). ``table.attrs["n_clusters"]`` is the number of
+        units the bootstrap resampled: distinct ``groups`` (patients), or rows when ``groups``
+        is None - a check that the intervals were drawn by patient, as intended.
 
     Raises
     ------
@@ -334,4 +336,5 @@ def multiclass_report(
         ],
         index=pd.Index(list(rows), name="class"),
     )
+    table.attrs["n_clusters"] = len(y_true) if groups is None else int(pd.unique(np.asarray(groups)).size)
     return table

@@ -11,7 +11,7 @@ import numpy as np
 from ..validation import check_scores, check_survival
 from .censoring import fit_censoring_distribution, risk_set_counts
 
-__all__ = ["time_dependent_auc", "brier_score", "integrated_brier_score"]
+__all__ = ["time_dependent_auc", "brier_score", "integrated_brier_score", "truncation_time"]
 
 
 def _check_times(times: np.ndarray) -> np.ndarray:
@@ -73,10 +73,11 @@ def time_dependent_auc(
         raise ValueError(f"risk must be finite with shape (n,) or (n, {len(times)}), got {risk_2d.shape}")
     censoring = fit_censoring_distribution(train_time, train_event)
     case_weight = np.zeros_like(time)
-    g = censoring(time[event])
+    weighted = event & (time <= times[-1])  # only cases at or before the last time count: G is never needed past it
+    g = censoring(time[weighted])
     if (g == 0).any():
         raise ValueError("the censoring survival function is zero at an event time: IPC weights are infinite")
-    case_weight[event] = 1.0 / g
+    case_weight[weighted] = 1.0 / g
 
     auc = np.empty(len(times))
     for k, t in enumerate(times):
@@ -96,6 +97,57 @@ def time_dependent_auc(
     km_survival = _kaplan_meier_at(time, event, times)
     drop = -np.diff(np.concatenate([[1.0], km_survival]))
     return auc, float(np.sum(auc * drop) / (1.0 - km_survival[-1]))
+
+
+def truncation_time(time: np.ndarray, train_time: np.ndarray, *, min_fraction: float = 0.1, min_at_risk: int = 10) -> float:
+    """Where to truncate an IPCW concordance (Uno's C ``tau``): enough patients still followed.
+
+    Uno's C weights each event by ``1 / G(t)^2``; late in follow-up G is estimated from a handful
+    of training patients and a few events carry huge, noisy weights. Past the last training
+    time G is not known at all (the censoring model fails there). The rule: ``tau`` is the
+    largest time at which
+
+    - at least ``max(min_at_risk, ceil(min_fraction * n))`` test patients are still at risk
+      (follow-up >= tau), and
+    - at least as many training patients (by the same rule on the training set) are still at
+      risk, so that ``tau`` never lies beyond training follow-up and G there rests on enough
+      patients.
+
+    Parameters
+    ----------
+    time : array-like, shape (n,)
+        Test-set follow-up times.
+    train_time : array-like
+        Training-set follow-up times (those the censoring distribution is fitted on).
+    min_fraction : float, default 0.1
+    min_at_risk : int, default 10
+
+    Returns
+    -------
+    float
+        ``tau``; events at or after it contribute no pairs.
+
+    Raises
+    ------
+    ValueError
+        If either set has fewer patients than the rule asks to remain at risk.
+
+    Notes
+    -----
+    Uno et al. (2011) advise a ``tau`` "such that the probability of being at risk at tau is not
+    too small"; scikit-survival's ``concordance_index_ipcw`` leaves ``tau`` to the user and fails
+    when test times exceed training times. This rule makes both choices explicit.
+    """
+    time = check_scores(np.asarray(time, dtype=float), "time")
+    train_time = check_scores(np.asarray(train_time, dtype=float), "train_time")
+
+    def last_with_enough_at_risk(t: np.ndarray, name: str) -> float:
+        need = max(int(min_at_risk), int(np.ceil(min_fraction * len(t))))
+        if len(t) < need:
+            raise ValueError(f"{name} holds {len(t)} patients; the rule asks that {need} remain at risk")
+        return float(np.sort(t)[-need])  # the need-th longest follow-up: `need` patients have time >= it
+
+    return min(last_with_enough_at_risk(time, "the test set"), last_with_enough_at_risk(train_time, "the training set"))
 
 
 def _kaplan_meier_at(time: np.ndarray, event: np.ndarray, times: np.ndarray) -> np.ndarray:

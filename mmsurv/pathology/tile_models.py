@@ -9,6 +9,7 @@ it from pixels, and its tile predictions are summarised per slide
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,10 +19,20 @@ from torch.utils.data import DataLoader, Subset
 from ..io.tiles import TileDataset
 from ..training import TrainingHistory, predict
 
+if TYPE_CHECKING:
+    from ..ledger import FitLedger
+
 __all__ = ["tile_targets", "fit_tile_regressor", "fit_tile_classifier", "predict_tiles"]
 
 
-def tile_targets(tiles: pd.DataFrame, patient_targets: pd.DataFrame, *, reference: pd.Index) -> np.ndarray:
+def tile_targets(
+    tiles: pd.DataFrame,
+    patient_targets: pd.DataFrame,
+    *,
+    reference: pd.Index,
+    ledger: FitLedger | None = None,
+    step: str = "target standardisation",
+) -> np.ndarray:
     """Each tile gets its patient's targets, standardised with the mean and SD of ``reference`` patients.
 
     Parameters
@@ -33,11 +44,16 @@ def tile_targets(tiles: pd.DataFrame, patient_targets: pd.DataFrame, *, referenc
     reference : Index
         The training patients: standardising with their statistics only keeps the test
         patients' labels out of training.
+    ledger : FitLedger, optional
+        Records the ``reference`` patients (whose mean and SD standardise) under ``step``.
+    step : str, default "target standardisation"
 
     Returns
     -------
     ndarray, shape (n_tiles, n_targets), float32
     """
+    if ledger is not None:
+        ledger.record(step, reference)
     reference_values = patient_targets.loc[reference]
     standardised = (patient_targets - reference_values.mean()) / reference_values.std()
     values = standardised.reindex(tiles["patient_id"]).to_numpy(dtype=np.float32)
@@ -63,6 +79,8 @@ def fit_tile_regressor(
     device: str = "cpu",
     seed: int = 0,
     progress: bool = True,
+    ledger: FitLedger | None = None,
+    step: str = "tile CNN",
 ) -> tuple[torch.nn.Module, TrainingHistory]:
     """Train a :class:`~mmsurv.models.TileRegressor` on the ``train`` tiles, early-stopped on ``validation``.
 
@@ -78,6 +96,10 @@ def fit_tile_regressor(
         Applied to training tiles only.
     seed : int
         Seeds the weights, the order of batches and dropout: the same arguments train the same model.
+    ledger : FitLedger, optional
+        Records the patients (``tiles["patient_id"]``) of the training tiles as ``"<step>: fit"``
+        and of the early-stopping tiles as ``"<step>: early stopping"`` (see :mod:`mmsurv.ledger`).
+    step : str, default "tile CNN"
 
     Returns
     -------
@@ -102,6 +124,8 @@ def fit_tile_regressor(
         device,
         seed,
         progress,
+        ledger,
+        step,
     )
 
 
@@ -123,6 +147,8 @@ def fit_tile_classifier(
     device: str = "cpu",
     seed: int = 0,
     progress: bool = True,
+    ledger: FitLedger | None = None,
+    step: str = "tile CNN",
 ) -> tuple[torch.nn.Module, TrainingHistory]:
     """Train a tile classifier (a :class:`~mmsurv.models.TileRegressor` with one logit per class) with cross-entropy.
 
@@ -131,6 +157,9 @@ def fit_tile_classifier(
     unbalanced. Otherwise as :func:`fit_tile_regressor`: trained on the ``train`` tiles and
     early-stopped on the ``validation`` tiles, any ResNet of :func:`~mmsurv.models.tile_backbone`
     at any tile size (global average pooling makes the input size free).
+
+    ``ledger`` and ``step`` record the patients whose tiles trained and early-stopped it, as
+    :func:`fit_tile_regressor` does.
 
     Returns
     -------
@@ -159,6 +188,8 @@ def fit_tile_classifier(
         device,
         seed,
         progress,
+        ledger,
+        step,
     )
 
 
@@ -179,6 +210,8 @@ def _fit_tile_model(
     device: str,
     seed: int,
     progress: bool,
+    ledger: FitLedger | None,
+    step: str,
 ) -> tuple[torch.nn.Module, TrainingHistory]:
     from ..environment import seeded_torch
     from ..models import TileRegressor
@@ -186,6 +219,8 @@ def _fit_tile_model(
 
     labelled = dataset.relabelled(targets, uint8=True)
     augmented = dataset.relabelled(targets, transform=augment, uint8=True)
+    if ledger is not None and "patient_id" not in tiles:
+        raise ValueError("fit ledger: tiles need a patient_id column to record whose tiles trained the model")
     train_rows = np.flatnonzero(tiles["split"].to_numpy() == "train")
     validation_rows = np.flatnonzero(tiles["split"].to_numpy() == "validation")
     generator = torch.Generator().manual_seed(seed)
@@ -214,6 +249,9 @@ def _fit_tile_model(
         progress=progress,
         sample_ids={"train": train_rows, **({"validation": validation_rows} if validating else {})},
     )
+    if ledger is not None:
+        patient = tiles["patient_id"].to_numpy()
+        ledger.record_history(step, {role: patient[rows] for role, rows in history.samples.items()})
     return model, history
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,9 @@ from ..models.cnn3d import CT3DCNN
 from ..splits import patient_split
 from ..training import TrainingHistory, predict, train_model
 from .cube_data import CubeDataset
+
+if TYPE_CHECKING:
+    from ..ledger import FitLedger
 
 __all__ = ["ct_patient_table", "centre_split", "fit_cube_classifier", "death_probability", "deep_features", "transfer_to", "fit_clinical_forest"]
 
@@ -108,6 +112,8 @@ def fit_cube_classifier(
     patient_ids: tuple[Sequence, Sequence] | None = None,
     progress: bool = True,
     description: str = "3D CNN",
+    ledger: FitLedger | None = None,
+    step: str | None = None,
 ) -> TrainingHistory:
     """Train a CT CNN on (cubes, 0/1 labels) with augmentation, early stopping on the tuning set.
 
@@ -115,7 +121,8 @@ def fit_cube_classifier(
     ----------
     model : CT3DCNN
     train, tune : (cubes, labels)
-        Cubes as stored (with margins), labels 0/1 (no NaN).
+        Cubes as stored (with margins), labels 0/1 (no NaN). Labels given as Series indexed by
+        patient id (both sets) name the patients when ``patient_ids`` is not given.
     side : int
         Voxels per side the model sees (``CubeSettings.cube_voxels``).
     epochs, learning_rate, patience, batch_size : training settings
@@ -128,6 +135,11 @@ def fit_cube_classifier(
         ``"validation"``) so that the split actually trained on can be written down and checked.
     progress : bool
     description : str
+    ledger : FitLedger, optional
+        Records those patients as ``"<step>: fit"`` and ``"<step>: early stopping"`` (see
+        :mod:`mmsurv.ledger`); needs ``patient_ids`` or labels indexed by patient id.
+    step : str, optional
+        The ledger's name for this training; ``description`` when not given.
 
     Returns
     -------
@@ -138,7 +150,11 @@ def fit_cube_classifier(
         labels = np.asarray(labels, dtype=float)
         if np.isnan(labels).any() or len(np.unique(labels)) < 2:
             raise ValueError(f"{name} labels must be 0/1 without NaN and contain both classes")
-    return train_model(
+    if patient_ids is None and isinstance(train[1], pd.Series) and isinstance(tune[1], pd.Series):
+        patient_ids = (list(train[1].index), list(tune[1].index))
+    if ledger is not None and patient_ids is None:
+        raise ValueError("fit_cube_classifier(ledger=...) needs patient_ids, or labels as Series indexed by patient id")
+    history = train_model(
         model,
         _loader(*train, side, augment=True, batch_size=batch_size, seed=seed),
         _loader(*tune, side, augment=False, batch_size=64, seed=seed),
@@ -152,6 +168,9 @@ def fit_cube_classifier(
         progress=progress,
         description=description,
     )
+    if ledger is not None:
+        ledger.record_history(step or description, history.samples)
+    return history
 
 
 def _outputs_by_cube(function, cubes: np.ndarray, side: int, device: str, batch_size: int) -> np.ndarray:
@@ -189,10 +208,14 @@ def fit_clinical_forest(
     categorical: Sequence[str] = (),
     n_trees: int = 500,
     seed: int = 0,
+    ledger: FitLedger | None = None,
+    step: str = "clinical random forest",
 ):
     """A random forest on clinical variables (one-hot categories, numbers as they are; missing values imputed).
 
-    ``categorical`` columns should hold strings (e.g. ``overall_stage``, ``histology``).
+    ``categorical`` columns should hold strings (e.g. ``overall_stage``, ``histology``). ``ledger``
+    records the patients of ``frame`` (its ``patient_id`` column, else its index) under ``step``:
+    the imputers, the encoder and the forest are all fitted on them.
 
     Returns a fitted scikit-learn pipeline: ``.predict_proba(frame)[:, 1]`` is the probability of death.
     """
@@ -210,4 +233,6 @@ def fit_clinical_forest(
     )
     forest = RandomForestClassifier(n_estimators=n_trees, min_samples_leaf=5, random_state=seed, n_jobs=1)
     pipeline = make_pipeline(columns, forest)
+    if ledger is not None:
+        ledger.record(step, frame["patient_id"] if "patient_id" in frame else frame.index)
     return pipeline.fit(frame, np.asarray(labels).astype(int))

@@ -17,8 +17,12 @@ from .cox import (
 from .kaplan_meier import LogRankResult, logrank, plot_kaplan_meier, survival_at
 from .lasso_cox import LassoCoxResult, fit_lasso_cox
 from .selection import concordance_screen, cross_validated_risk, frequent_features, selection_recovery, selection_stability
+from .stacking import StackedClassifier, fit_stacked_classifier, lasso_cox_selector
 
 __all__ = [
+    "StackedClassifier",
+    "fit_stacked_classifier",
+    "lasso_cox_selector",
     "CONVERGENCE_PENALIZER",
     "CoxConvergenceError",
     "CoxConvergenceWarning",
