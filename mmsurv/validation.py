@@ -7,11 +7,13 @@ gets the same clear :class:`ValueError` wherever the mistake is made.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["check_survival", "check_scores", "check_binary_labels", "check_same_length"]
+__all__ = ["check_survival", "check_scores", "check_binary_labels", "check_same_length", "labelled_ids"]
 
 
 def _as_float_1d(values: Any, name: str) -> np.ndarray:
@@ -109,3 +111,33 @@ def check_survival(
     if require_events and not event_bool.any():
         raise ValueError(f"all patients are censored ({prefix}event is all 0): the metric is undefined")
     return time_arr, event_bool, risk_arr
+
+
+def labelled_ids(ids: Sequence[Any], labels: pd.Series, *, who: str = "patient") -> list[Any]:
+    """The ``ids`` whose label is known (not NaN), in their order.
+
+    Labels are looked up by id, never by position. An id with *no entry* in ``labels`` is an
+    error (a patient dropped on the way), unlike an entry that is NaN (a patient censored before
+    the landmark: no label by design, left out).
+
+    Parameters
+    ----------
+    ids : sequence
+    labels : Series
+        Label by id, NaN for an unlabelled one.
+    who : str, default "patient"
+        What an id is, for the error message.
+
+    Returns
+    -------
+    list
+
+    Raises
+    ------
+    KeyError
+        Some ids have no entry in ``labels``.
+    """
+    missing = [i for i in ids if i not in labels.index]
+    if missing:
+        raise KeyError(f"no label entry for {len(missing)} {who}(s), e.g. {missing[:3]}")
+    return [i for i in ids if pd.notna(labels[i])]

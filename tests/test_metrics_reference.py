@@ -183,6 +183,16 @@ def test_delong_detects_a_better_score():
     assert result.difference > 0 and result.p_value < 0.001 and result.ci_low > 0
 
 
+def test_holm_matches_the_worked_example_and_r_p_adjust():
+    """Hand-worked: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04, made non-decreasing: 0.02, 0.03, 0.06,
+    0.06 (R 4.x: ``p.adjust(c(0.01, 0.04, 0.03, 0.005), "holm")`` prints 0.03 0.06 0.06 0.02)."""
+    assert metrics.holm_adjust([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02], abs=1e-12)
+    assert metrics.holm_adjust([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert metrics.holm_adjust([0.02, 0.02]) == pytest.approx([0.04, 0.04])  # ties
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        metrics.holm_adjust([0.2, float("nan")])
+
+
 def _gbsg2_three_class():
     """GBSG2 tumour grade (3 real classes) scored by a fixed random softmax of three covariates."""
     from sksurv.datasets import load_gbsg2

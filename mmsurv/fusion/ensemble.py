@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..validation import labelled_ids
 from .data import MultimodalDataset
 from .model import MultimodalModel
 from .train import fit_fusion, predict_fusion
@@ -26,13 +27,6 @@ __all__ = ["fit_fusion_ensemble", "predict_ensemble"]
 
 #: Training settings of :func:`fit_fusion` that suit ~100 labelled patients (notebooks 04 and 05).
 SMALL_COHORT_TRAINING: dict[str, Any] = {"patience": 30, "learning_rate": 3e-3, "weight_decay": 1e-2, "batch_size": 32}
-
-
-def _labelled(ids: Sequence[Any], labels: pd.Series) -> list[Any]:
-    missing = [p for p in ids if p not in labels.index]
-    if missing:
-        raise KeyError(f"no label entry for {len(missing)} patient(s), e.g. {missing[:3]}")
-    return [p for p in ids if pd.notna(labels[p])]
 
 
 def fit_fusion_ensemble(
@@ -81,7 +75,7 @@ def fit_fusion_ensemble(
     """
     if members < 1:
         raise ValueError(f"members must be at least 1, got {members}")
-    fit, stop = _labelled(list(fit_ids), labels), _labelled(list(stop_ids), labels)
+    fit, stop = labelled_ids(list(fit_ids), labels), labelled_ids(list(stop_ids), labels)
     if set(fit) & set(stop):
         raise ValueError(f"{len(set(fit) & set(stop))} patient(s) both train and early-stop the ensemble")
     train = MultimodalDataset(dict(blocks), fit, labels.loc[fit].to_numpy(dtype=float))

@@ -19,6 +19,7 @@ from .classification import (
     roc_auc,
 )
 from .concordance import concordance_index, uno_concordance_index
+from .multiple_testing import holm_adjust
 from .time_dependent import brier_score, integrated_brier_score, time_dependent_auc, truncation_time
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "confusion_counts",
     "delong_test",
     "fit_censoring_distribution",
+    "holm_adjust",
     "icc",
     "integrated_brier_score",
     "multiclass_average_precision",

@@ -16,11 +16,13 @@ changes with every resample of the patients. Three questions a selection has to 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
 from sksurv.linear_model import CoxnetSurvivalAnalysis
 from sksurv.util import Surv
@@ -82,8 +84,8 @@ def selection_stability(
         Records the rows of ``features`` (its index) under ``step`` (see :mod:`mmsurv.ledger`).
     step : str, default "selection stability"
 
-    A resample on which coxnet does not converge (it can happen at a small penalty, with
-    duplicated patients) is replaced by another; more than ``2 * n_bootstrap`` such failures
+    Each fit runs a short warm-started path down to ``alpha``. A resample on which coxnet still does
+    not converge (it can happen at a small penalty, with duplicated patients) is replaced by another; more than ``2 * n_bootstrap`` such failures
     raise.
 
     Returns
@@ -110,12 +112,15 @@ def selection_stability(
         sample = x[rows]
         scale = sample.std(axis=0)
         scale[scale == 0] = 1.0
-        model = CoxnetSurvivalAnalysis(l1_ratio=l1_ratio, alphas=[alpha], max_iter=100000)
+        # a short path down to the penalty (warm starts) converges where a single cold fit at a small penalty may not
+        model = CoxnetSurvivalAnalysis(l1_ratio=l1_ratio, alphas=np.geomspace(8 * alpha, alpha, 6), max_iter=100000)
         try:
-            model.fit((sample - sample.mean(axis=0)) / scale, Surv.from_arrays(event[rows], time[rows]))
-        except ArithmeticError:  # coxnet diverges on some resamples (duplicated patients, a tiny penalty): draw another
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", ConvergenceWarning)  # a fit stopped at max_iter is not a selection: draw another
+                model.fit((sample - sample.mean(axis=0)) / scale, Surv.from_arrays(event[rows], time[rows]))
+        except (ArithmeticError, ConvergenceWarning):  # coxnet diverges on some resamples (duplicated patients, a tiny penalty)
             continue
-        picked += model.coef_[:, 0] != 0
+        picked += model.coef_[:, -1] != 0
         fitted += 1
     return pd.Series(picked / n_bootstrap, index=features.columns, name="selection_frequency").sort_values(ascending=False)
 

@@ -36,6 +36,8 @@ from sklearn.model_selection import StratifiedKFold
 from sksurv.linear_model import CoxnetSurvivalAnalysis
 from sksurv.util import Surv
 
+from ..validation import labelled_ids
+
 if TYPE_CHECKING:
     from ..ledger import FitLedger
 
@@ -195,10 +197,7 @@ def fit_stacked_classifier(
     """
     if n_folds < 2:
         raise ValueError(f"n_folds must be at least 2, got {n_folds}")
-    missing = [p for p in train_ids if p not in labels.index]
-    if missing:
-        raise KeyError(f"no label entry for {len(missing)} training patient(s), e.g. {missing[:3]}")
-    ids = [p for p in train_ids if pd.notna(labels[p])]
+    ids = labelled_ids(list(train_ids), labels, who="training patient")
     y = labels.loc[ids].to_numpy(dtype=int)
     if len(set(y)) < 2:
         raise ValueError("the labelled training patients hold one class only")
