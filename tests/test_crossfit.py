@@ -50,12 +50,17 @@ def _memorising_fit(calls):
     return fit, features
 
 
-def test_every_training_row_gets_its_feature_from_a_model_that_never_saw_it():
+def _memorising_setup(n_folds: int):
+    """30 training units in ``n_folds`` patient folds, 10 held out, and a memorising fit that logs its calls."""
     ids, patient_of, strata = _units()
     train, held_out = ids[:30], ids[30:]
-    folds = patient_folds(train, n_folds=3, seed=0, strata=strata, patient_of=patient_of)
+    folds = patient_folds(train, n_folds=n_folds, seed=0, strata=strata, patient_of=patient_of)
     calls = []
-    fit, features = _memorising_fit(calls)
+    return train, held_out, folds, calls, *_memorising_fit(calls)
+
+
+def test_every_training_row_gets_its_feature_from_a_model_that_never_saw_it():
+    train, held_out, folds, calls, fit, features = _memorising_setup(n_folds=3)
     result = cross_fit(fit, features, train, held_out, folds, step="net")
     assert list(result.features.index) == train + held_out
     assert (result.features["seen"] == 0).all()  # out of fold for training rows; held-out rows were never fitted on
@@ -67,11 +72,7 @@ def test_every_training_row_gets_its_feature_from_a_model_that_never_saw_it():
 
 
 def test_a_given_full_model_is_reused_and_a_row_without_a_fold_is_refused():
-    ids, patient_of, strata = _units()
-    train, held_out = ids[:30], ids[30:]
-    folds = patient_folds(train, n_folds=2, seed=0, strata=strata, patient_of=patient_of)
-    calls = []
-    fit, features = _memorising_fit(calls)
+    train, held_out, folds, calls, fit, features = _memorising_setup(n_folds=2)
     full = frozenset(train) | {held_out[0]}  # a stand-in that saw one held-out row, to see whose features are used
     result = cross_fit(fit, features, train, held_out, folds, full_model=full, step="net")
     assert [step for step, _ in calls] == ["net (fold 1)", "net (fold 2)"] and result.full_model is full
