@@ -5,7 +5,8 @@ Measures, on this machine:
 1. **Reading**: 224-px tiles read and decoded from the smoke cohort's slides by one process
    (strip reads, as both engines do), in tiles per second per core.
 2. **Backbones** on the CPU: the small CNN on 64-px tiles, ResNet-18 and ResNet-50 on 224-px
-   tiles, in tiles per second (all cores).
+   tiles, and every foundation-model recipe (:mod:`mmsurv.pathology.recipes`, random weights:
+   the speed does not depend on them) on 224-px tiles, in tiles per second (all cores).
 3. **The two engines end to end** on the smoke virtual cohort (120 slides, 21,803 tiles of
    64 px at 1 um/px, the small CNN): the local engine and the Ray engine (Ray's start included
    and given apart), each into a fresh folder.
@@ -14,7 +15,8 @@ Then it prints an estimate for TCGA-BRCA's diagnostic slides at 0.5 um/px from t
 reading cost and an *assumed* GPU throughput per backbone (no GPU is measured here: the
 assumptions are printed beside the table; ``benchmarks/gpu_check.py`` measures a real card).
 
-Run: ``python3 -m uv run --locked python benchmarks/embed.py`` (about 3 minutes on 2 cores).
+Run: ``python3 -m uv run --locked python benchmarks/embed.py`` (about 3 minutes on 2 cores, and
+about 4 minutes more for the recipes; ``--no-recipes`` skips them).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from mmsurv.io.slides import open_slide, tile_grid
 from mmsurv.io.tiles import TileDataset
 from mmsurv.pathology.cohort_embedding import embed_cohort, find_slides
 from mmsurv.pathology.extractors import ExtractorSpec
+from mmsurv.pathology.recipes import RECIPES, recipe_encoder
 from mmsurv.virtual import virtual_cohort_files
 
 # Assumptions of the estimate (not measured here). Tiles per slide: a TCGA diagnostic slide
@@ -72,6 +75,22 @@ def backbone_rate(backbone: str, tile_px: int, n_tiles: int) -> float:
     return done / (time.perf_counter() - started)
 
 
+def recipe_rate(name: str, n_tiles: int) -> tuple[float, float]:
+    """(tiles per second, seconds to build) of one recipe with random weights on the CPU (batch 8, after a warm-up tile)."""
+    started = time.perf_counter()
+    encoder = recipe_encoder(name).eval()
+    built = time.perf_counter() - started
+    images = torch.rand(8, 3, 224, 224)
+    with torch.no_grad():
+        encoder(images[:1])
+        started = time.perf_counter()
+        done = 0
+        while done < n_tiles:
+            encoder(images)
+            done += len(images)
+    return done / (time.perf_counter() - started), built
+
+
 def engine_run(slides: Path, engine: str) -> tuple[float, int, float]:
     """(seconds, tiles, seconds of it spent starting Ray) for one engine on the whole cohort."""
     out = Path(tempfile.mkdtemp(prefix=f"embed-{engine}-"))
@@ -96,6 +115,7 @@ def engine_run(slides: Path, engine: str) -> tuple[float, int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer tiles per measurement")
+    parser.add_argument("--no-recipes", action="store_true", help="skip the foundation-model recipes (several minutes on a CPU)")
     args = parser.parse_args()
     report = environment_report("cpu")
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; mmsurv commit {report.get('git_commit')}")
@@ -112,6 +132,12 @@ def main() -> None:
     print("\nbackbone on this CPU (all cores), tiles/s:")
     for name, rate in rates.items():
         print(f"  {name:18s} {rate:8,.0f}")
+
+    if not args.no_recipes:
+        print("\nfoundation-model recipes on this CPU (all cores, random weights, 224-px tiles), tiles/s:")
+        for name, recipe in RECIPES.items():
+            rate, built = recipe_rate(name, 8 if args.quick or recipe.n_parameters > 5e8 else 32)
+            print(f"  {name:15s} {rate:8,.1f}   ({recipe.n_parameters / 1e6:,.0f} M parameters, {recipe.n_features}-d; built in {built:.0f} s)")
 
     print("\nengines end to end, smoke cohort (small CNN, 64-px tiles at 1 um/px):")
     for engine in ("local", "ray"):

@@ -8,7 +8,9 @@ whole check finishes within 8 minutes on one GPU):
    nothing is downloaded) on 224-px tiles, batch 256, in float32 and in mixed precision
    (autocast: bfloat16 where the GPU supports it, else float16, as
    :func:`mmsurv.training.autocast_for` chooses), each with the default (contiguous) and the
-   channels-last memory layout;
+   channels-last memory layout; then, on CUDA, every foundation-model recipe
+   (:mod:`mmsurv.pathology.recipes`: UNI, UNI2-h, Virchow2, H-optimus-0, Prov-GigaPath, Phikon-v2,
+   ResNet-50 cut after layer 3) in float32 and mixed precision (``--no-recipes`` skips them);
 2. training throughput (cubes/s: forward, backward and AdamW step) of the paper's 3D CNN
    (``ct_cnn("paper")``, Hosny et al. 2018) on 50^3 cubes, batch 32, in float32 and in mixed
    precision (autocast, with a gradient scaler when the autocast type is float16, as
@@ -60,6 +62,7 @@ from torch import nn
 from mmsurv.atomic import atomic_path
 from mmsurv.environment import PROJECT_ROOT, environment_report, select_device
 from mmsurv.models import ct_cnn, tile_backbone
+from mmsurv.pathology.recipes import RECIPES, recipe_encoder
 from mmsurv.training import autocast_for
 
 NO_CUDA = "no CUDA device: measured on CPU with reduced sizes; the GPU path is unmeasured"
@@ -250,7 +253,8 @@ def tile_throughput(name: str, device: str, sizes: Sizes, *, dtype: torch.dtype 
     Parameters
     ----------
     name : str
-        A backbone of :func:`mmsurv.models.tile_backbone`, built with random weights.
+        A backbone of :func:`mmsurv.models.tile_backbone` or a foundation-model recipe
+        (:mod:`mmsurv.pathology.recipes`), built with random weights.
     device : str
     sizes : Sizes
     dtype : torch.dtype or None
@@ -268,7 +272,10 @@ def tile_throughput(name: str, device: str, sizes: Sizes, *, dtype: torch.dtype 
         ``per_s`` (images/s), step times, ``n_features``.
     """
     torch.manual_seed(0)
-    model, n_features = tile_backbone(name, pretrained=False)
+    if name in RECIPES:
+        model, n_features = recipe_encoder(name), RECIPES[name].n_features
+    else:
+        model, n_features = tile_backbone(name, pretrained=False)
     model = model.to(device).eval()
     images = torch.rand(sizes.tile_batch, 3, sizes.tile_px, sizes.tile_px, device=device)
     if channels_last:
@@ -338,20 +345,20 @@ def _result_cells(row: dict) -> str:
     return f"{row['per_s']:9.1f} {row['median_step_s'] * 1e3:8.1f} {row['steps']:5d} {_memory(row)}"
 
 
-def tile_section(device: str, sizes: Sizes, choice: str, budget: Budget) -> list[dict]:
-    """Section 1: every tile backbone x precision x layout; prints one line each."""
+def tile_section(device: str, sizes: Sizes, choice: str, budget: Budget, recipes: tuple[str, ...] = ()) -> list[dict]:
+    """Section 1: every tile backbone x precision x layout, then each recipe x precision; prints one line each."""
     dtypes: list[torch.dtype | None] = [None, amp_dtype(device, choice)] if _is_cuda(device) else [None]
     layouts = (False, True)
     print(
         f"\n[1/3] tile embedding, forward only (eval, inference_mode), {sizes.tile_px} px, batch {sizes.tile_batch}, random weights"
         f" | budget {budget.seconds:.0f} s"
     )
-    print(f"{'backbone':9s} {'precision':15s} {'layout':14s} {'images/s':>9s} {'step ms':>8s} {'steps':>5s} {'peak MiB':>8s}")
+    print(f"{'backbone':14s} {'precision':15s} {'layout':14s} {'images/s':>9s} {'step ms':>8s} {'steps':>5s} {'peak MiB':>8s}")
     rows: list[dict] = []
-    pending = len(TILE_BACKBONES) * len(dtypes) * len(layouts)
-    for name in TILE_BACKBONES:
+    pending = (len(TILE_BACKBONES) * len(layouts) + len(recipes)) * len(dtypes)
+    for name in (*TILE_BACKBONES, *recipes):
         for dtype in dtypes:
-            for channels_last in layouts:
+            for channels_last in layouts if name in TILE_BACKBONES else (False,):  # channels-last is a convolution layout
                 row: dict[str, Any] = {"backbone": name, "precision": _precision(dtype), "layout": "channels_last" if channels_last else "contiguous"}
                 row |= {"tile_px": sizes.tile_px, "batch": sizes.tile_batch}
                 if budget.remaining() <= 0:
@@ -362,7 +369,7 @@ def tile_section(device: str, sizes: Sizes, choice: str, budget: Budget) -> list
                     row |= measured(device, run)
                 pending -= 1
                 rows.append(row)
-                print(f"{name:9s} {row['precision']:15s} {row['layout']:14s} {_result_cells(row)}", flush=True)
+                print(f"{name:14s} {row['precision']:15s} {row['layout']:14s} {_result_cells(row)}", flush=True)
     if not _is_cuda(device):
         print("mixed precision: not measured (CUDA only)")
     return rows
@@ -527,6 +534,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", help="'auto' (CUDA if present), 'cuda', 'cuda:N' or 'cpu' (default auto)")
     parser.add_argument("--quick", action="store_true", help="reduced sizes (automatic without CUDA)")
+    parser.add_argument("--no-recipes", action="store_true", help="skip the foundation-model recipes in section 1 (measured on CUDA only)")
     parser.add_argument("--skip-notebooks", action="store_true", help="do not run the notebooks (skipped anyway without CUDA)")
     parser.add_argument("--notebooks", nargs="+", default=list(DEFAULT_NOTEBOOKS), help="notebooks to run in smoke mode (default 01 02)")
     parser.add_argument("--results", type=Path, default=None, help="results folder of the notebooks (default: a new temporary folder, kept)")
@@ -565,7 +573,8 @@ def main() -> int:
     }
     write_json(args.out, record)
 
-    for key, share, section in (("tiles", TILE_SHARE, tile_section), ("ct_cnn", CT_SHARE, ct_section)):
+    recipes = tuple(RECIPES) if cuda and not args.no_recipes else ()  # on a CPU, benchmarks/embed.py measures them
+    for key, share, section in (("tiles", TILE_SHARE, partial(tile_section, recipes=recipes)), ("ct_cnn", CT_SHARE, ct_section)):
         part = budget.share(share * args.budget_s)
         try:
             with cudnn_benchmark(device):

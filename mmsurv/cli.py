@@ -53,9 +53,17 @@ def _build_parser() -> argparse.ArgumentParser:
     embed = commands.add_parser("embed", help="embed every tile of a cohort's slides into per-slide feature files (resumable)")
     embed.add_argument("cohort", type=Path, help="a folder from mmsurv fetch / generate (its sample sheet), or any folder of slides")
     embed.add_argument("--out", type=Path, required=True, help="features folder: files go to OUT/<extractor>/<slide_id>.h5")
-    embed.add_argument("--backbone", default="resnet50", help="resnet18, resnet50 (default), another torchvision ResNet, small, or timm:NAME")
     embed.add_argument(
-        "--weights", type=Path, default=None, help="a weights file you downloaded (.pth/.pt/.bin/.safetensors), e.g. a foundation model's"
+        "--backbone",
+        default="resnet50",
+        help="a foundation model by name (uni, uni2-h, virchow2, h-optimus-0, prov-gigapath, phikon-v2, resnet50-trunc; needs --weights), "
+        "resnet18, resnet50 (default), another torchvision ResNet, small, or timm:NAME",
+    )
+    embed.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="a weights file you downloaded (.pth/.pt/.bin/.safetensors; for phikon-v2 its folder), e.g. a foundation model's",
     )
     embed.add_argument("--mpp", type=float, default=0.5, help="microns per pixel of the tiles (default 0.5, about 20x)")
     embed.add_argument("--tile-px", type=int, default=224, help="tile side in pixels (default 224)")

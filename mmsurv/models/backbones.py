@@ -6,8 +6,10 @@ torch's hub cache (``~/.cache/torch/hub/checkpoints``), it is used; otherwise th
 starts from random initialisation and a warning says so.
 
 Any backbone also takes a ``state_dict`` the caller loaded (a foundation model's checkpoint a
-user downloaded, say ``timm:vit_large_patch16_224`` with UNI's weights): it must fit the
-network exactly, apart from a classification head, which is dropped.
+user downloaded): it must fit the network exactly, apart from a classification head, which is
+dropped. Published pathology foundation models (UNI, Virchow2, ...) need architecture arguments
+and a pooling that ``timm:<name>`` does not give: build them through their recipes,
+:mod:`mmsurv.pathology.recipes`.
 """
 
 from __future__ import annotations
@@ -125,10 +127,12 @@ def _timm_backbone(name: str, state_dict: Mapping[str, torch.Tensor] | None) -> 
     return _Normalised(model, mean=config["mean"], std=config["std"]), model.num_features
 
 
-def load_matching_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], name: str) -> None:
+def load_matching_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], name: str, *, assign: bool = False) -> None:
     """Load ``state_dict`` into ``model`` only if it fits exactly (a classification head aside).
 
-    A ``module.`` prefix (saved from ``DataParallel``) is removed first.
+    A ``module.`` prefix (saved from ``DataParallel``) is removed first. With ``assign=True`` the
+    checkpoint's tensors replace the model's (for a model built on the meta device: no memory or
+    time spent on weights that are overwritten anyway).
 
     Raises
     ------
@@ -148,7 +152,7 @@ def load_matching_weights(model: nn.Module, state_dict: Mapping[str, torch.Tenso
         kinds = (("missing", missing), ("unexpected", unexpected), ("of another shape", misshapen))
         problems = [f"{len(found)} {what} ({', '.join(found[:3])}{', ...' if len(found) > 3 else ''})" for what, found in kinds if found]
         raise ValueError(f"these weights do not fit backbone {name!r}: parameters {'; '.join(problems)}")
-    model.load_state_dict({key: state[key] for key in own})
+    model.load_state_dict({key: state[key] for key in own}, assign=assign)
 
 
 class _Normalised(nn.Module):

@@ -23,6 +23,7 @@ from torch import nn
 from ..environment import seeded_torch
 from ..models.backbones import tile_backbone
 from ..training import model_fingerprint
+from .recipes import RECIPES, load_transformers_folder, recipe_encoder
 
 __all__ = ["ExtractorSpec", "Extractor", "read_weights"]
 
@@ -34,12 +35,14 @@ class ExtractorSpec:
     Parameters
     ----------
     backbone : str, default "resnet50"
-        ``"resnet18"``, ``"resnet50"`` (or another torchvision ResNet), ``"small"``, or
-        ``"timm:<model name>"``; see :func:`mmsurv.models.tile_backbone`.
+        A foundation-model recipe (``"uni"``, ``"uni2-h"``, ``"virchow2"``, ``"h-optimus-0"``,
+        ``"prov-gigapath"``, ``"phikon-v2"``, ``"resnet50-trunc"``: see
+        :mod:`mmsurv.pathology.recipes`), ``"resnet18"``, ``"resnet50"`` (or another torchvision
+        ResNet), ``"small"``, or ``"timm:<model name>"``; see :func:`mmsurv.models.tile_backbone`.
     weights : str, optional
-        A weights file the user downloaded (required to make a foundation model mean anything).
+        A weights file the user downloaded (a folder for ``phikon-v2``). Required for a recipe.
         Without it, ResNets use torchvision's ImageNet weights when cached offline, and any
-        network otherwise starts from a random initialisation drawn with ``seed``.
+        other network starts from a random initialisation drawn with ``seed``.
     seed : int, default 0
     """
 
@@ -48,10 +51,20 @@ class ExtractorSpec:
     seed: int = 0
 
     def build(self) -> Extractor:
-        """The network, in evaluation mode on the CPU, with its fingerprint."""
-        state = read_weights(self.weights) if self.weights else None
-        with seeded_torch(self.seed):
-            module, n_features = tile_backbone(self.backbone, pretrained=True, state_dict=state)
+        """The network, in evaluation mode on the CPU, with its fingerprint.
+
+        Raises
+        ------
+        ValueError
+            A recipe without weights (naming the file its model card offers), or weights that
+            do not fit the network (naming the parameters).
+        """
+        if self.backbone in RECIPES:
+            module, n_features = _recipe_module(self.backbone, self.weights)
+        else:
+            state = read_weights(self.weights) if self.weights else None
+            with seeded_torch(self.seed):
+                module, n_features = tile_backbone(self.backbone, pretrained=True, state_dict=state)
         module.eval()
         return Extractor(spec=self, module=module, n_features=n_features, fingerprint=model_fingerprint(module, length=16))
 
@@ -98,6 +111,19 @@ class Extractor:
     def settings(self) -> dict[str, object]:
         """The attributes every feature file of this extractor carries."""
         return {"extractor": self.name, "backbone": self.spec.backbone, "weights_fingerprint": self.fingerprint}
+
+
+def _recipe_module(name: str, weights: str | None) -> tuple[nn.Module, int]:
+    """A recipe's encoder with the user's weights (a recipe never runs on random weights here)."""
+    recipe = RECIPES[name]
+    if not weights:
+        raise ValueError(
+            f"backbone {name!r} ({recipe.model}) needs --weights: the file its model card offers ({recipe.weights_file}; "
+            f"hub id {recipe.hub_id}, licence {recipe.licence}), downloaded by you - nothing is downloaded at run time"
+        )
+    if recipe.library == "transformers":
+        return load_transformers_folder(name, weights), recipe.n_features
+    return recipe_encoder(name, read_weights(weights)), recipe.n_features
 
 
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
