@@ -62,33 +62,29 @@ def reading_rate(slides: dict[str, Path], n_tiles: int = 2_000) -> float:
     return len(dataset) / (time.perf_counter() - started)
 
 
-def backbone_rate(backbone: str, tile_px: int, n_tiles: int) -> float:
-    """Tiles per second of one backbone on the CPU (batch 32, after one warm-up batch)."""
-    model = ExtractorSpec(backbone).build()
-    images = torch.randint(0, 255, (32, 3, tile_px, tile_px), dtype=torch.uint8)
-    model(images[:4])
-    started = time.perf_counter()
-    done = 0
-    while done < n_tiles:
-        model(images)
-        done += len(images)
-    return done / (time.perf_counter() - started)
-
-
-def recipe_rate(name: str, n_tiles: int) -> tuple[float, float]:
-    """(tiles per second, seconds to build) of one recipe with random weights on the CPU (batch 8, after a warm-up tile)."""
-    started = time.perf_counter()
-    encoder = recipe_encoder(name).eval()
-    built = time.perf_counter() - started
-    images = torch.rand(8, 3, 224, 224)
+def _timed(model, images: torch.Tensor, n_tiles: int) -> float:
+    """Tiles per second of ``model`` on batches of ``images`` (after a warm-up on a few of them), no gradients."""
     with torch.no_grad():
-        encoder(images[:1])
+        model(images[:4])
         started = time.perf_counter()
         done = 0
         while done < n_tiles:
-            encoder(images)
+            model(images)
             done += len(images)
-    return done / (time.perf_counter() - started), built
+    return done / (time.perf_counter() - started)
+
+
+def backbone_rate(backbone: str, tile_px: int, n_tiles: int) -> float:
+    """Tiles per second of one backbone on the CPU (batch 32)."""
+    return _timed(ExtractorSpec(backbone).build(), torch.randint(0, 255, (32, 3, tile_px, tile_px), dtype=torch.uint8), n_tiles)
+
+
+def recipe_rate(name: str, n_tiles: int) -> tuple[float, float]:
+    """(tiles per second, seconds to build) of one recipe with random weights on the CPU (batch 8)."""
+    started = time.perf_counter()
+    encoder = recipe_encoder(name).eval()
+    built = time.perf_counter() - started
+    return _timed(encoder, torch.rand(8, 3, 224, 224), n_tiles), built
 
 
 def engine_run(slides: Path, engine: str) -> tuple[float, int, float]:
