@@ -165,8 +165,9 @@ def cross_fit(
         if progress is not None:
             progress(f"{step}: all {len(train_ids)} training ids")
         full_model = fit(train_ids, step)
-    everyone = train_ids + [i for i in other_ids if i not in set(train_ids)]
+    training = set(train_ids)
+    held_out = [i for i in other_ids if i not in training]
+    everyone = train_ids + held_out
     in_sample = features(full_model, everyone)
-    held_out = [i for i in everyone if i not in set(train_ids)]
     out = pd.concat([*parts, in_sample.loc[held_out]])
     return CrossFitted(features=out.loc[everyone], folds=folds.loc[train_ids], fold_models=fold_models, full_model=full_model, in_sample=in_sample)
