@@ -6,8 +6,9 @@
     Write the virtual cohorts' files (slides, DICOM, NIfTI, GDC tables) into the data folder.
 ``mmsurv fetch MANIFEST --dest DIR``
     Download a public cohort described by a manifest in ``data_manifests/``.
-``mmsurv embed COHORT_DIR --out FEATURES_DIR [--backbone NAME] [--weights PATH] [--engine local|ray] ...``
-    Embed every tile of every slide into ``FEATURES_DIR/<extractor>/<slide_id>.h5`` (resumable).
+``mmsurv embed COHORT_DIR --out FEATURES_DIR [--backbone NAME] [--weights PATH] [--engine local|ray] [--outlines] ...``
+    Embed every tile of every slide into ``FEATURES_DIR/<extractor>/<slide_id>.h5`` (resumable);
+    ``--outlines`` also writes each slide's tissue outline for QuPath (``outlines/<slide_id>.geojson``).
 """
 
 from __future__ import annotations
@@ -74,6 +75,12 @@ def _build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--num-workers", type=int, default=0, help="local engine: DataLoader worker processes reading tiles")
     embed.add_argument("--actors", type=int, default=None, help="ray engine: backbone actors (default one per GPU, else half the CPUs)")
     embed.add_argument("--seed", type=int, default=0, help="seed of a random initialisation (when no weights are given or cached)")
+    embed.add_argument(
+        "--outlines",
+        action="store_true",
+        help="also write each slide's tissue outline, the mask its tiles were chosen on, to OUT/<extractor>/outlines/<slide_id>.geojson "
+        "(drag it onto the slide in QuPath)",
+    )
     embed.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
@@ -150,6 +157,7 @@ def _embed(args: argparse.Namespace) -> int:
                 num_workers=args.num_workers,
                 actors=args.actors,
                 progress=not args.no_progress,
+                outlines=args.outlines,
             )
     except (DataFormatError, ValueError, ImportError) as error:
         print(f"mmsurv embed: {error}", file=sys.stderr)

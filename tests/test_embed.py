@@ -1,8 +1,9 @@
-"""``mmsurv embed``: per-slide feature files, the local and Ray engines, resuming after a kill, bad input.
+"""``mmsurv embed``: per-slide feature files, the local and Ray engines, resuming after a kill, bad input, tissue outlines.
 
 The engines run on the smoke virtual cohort's 120 slides (small CNN, 64-px tiles at 1 um/px:
 21,803 tiles) plus one slide cut short, each in a child process that kills itself with SIGKILL
-once a few slides are written - a real kill, mid-run - and then again to completion.
+once a few slides are written - a real kill, mid-run - and then again to completion. Both
+write tissue outlines (``outlines=True``), which must be the same files.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 import torch
 
 from mmsurv.cli import main
-from mmsurv.io.errors import DataFormatError
+from mmsurv.io.errors import DataFormatError, DataWarning
 from mmsurv.pathology.cohort_embedding import embed_cohort, find_slides
 from mmsurv.pathology.extractors import ExtractorSpec, read_weights
 from mmsurv.pathology.feature_files import finished_slide, load_feature_folder, read_slide_features, write_slide_features
@@ -30,7 +31,7 @@ import json, os, signal, sys
 from mmsurv.pathology.cohort_embedding import embed_cohort
 from mmsurv.pathology.extractors import ExtractorSpec
 
-cohort, out, engine, kill_after = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+cohort, out, engine, kill_after, outlines = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "outlines"
 written = []
 
 def written_one(slide_id):
@@ -39,16 +40,16 @@ def written_one(slide_id):
         os.kill(os.getpid(), signal.SIGKILL)
 
 summary = embed_cohort(cohort, out, extractor=ExtractorSpec("small"), mpp=1.0, tile_px=64, engine=engine,
-                       batch_size=64, progress=False, on_slide_written=written_one)
+                       batch_size=64, progress=False, on_slide_written=written_one, outlines=outlines)
 print("SUMMARY " + json.dumps({"embedded": summary.embedded, "skipped": summary.skipped, "failed": summary.failed,
                                "n_tiles": summary.n_tiles, "folder": str(summary.folder)}))
 """
 
 
 def _run(cohort: Path, out: Path, engine: str, kill_after: int = 0) -> dict | None:
-    """Run the embedding in a child process (its own session, so that Ray's helpers die with it)."""
+    """Run the embedding, with outlines, in a child process (its own session, so that Ray's helpers die with it)."""
     process = subprocess.Popen(
-        [sys.executable, "-c", _RUN, str(cohort), str(out), engine, str(kill_after)],
+        [sys.executable, "-c", _RUN, str(cohort), str(out), engine, str(kill_after), "outlines"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -103,6 +104,8 @@ def test_local_and_ray_engines_resume_after_a_kill_and_write_the_same_files(slid
     assert results["local"].name == results["ray"].name  # same extractor, same fingerprint
     local, ray = load_feature_folder(results["local"]), load_feature_folder(results["ray"])
     assert sorted(local) == sorted(ray) and len(local) == n_slides - 1
+    outlines = {engine: {p.stem: p.read_bytes() for p in (folder / "outlines").glob("*.geojson")} for engine, folder in results.items()}
+    assert outlines["local"] == outlines["ray"] and sorted(outlines["local"]) == sorted(local)  # none for the slide that failed
     n_tiles = 0
     for slide_id in local:
         a, b = read_slide_features(results["local"] / f"{slide_id}.h5"), read_slide_features(results["ray"] / f"{slide_id}.h5")
@@ -124,6 +127,35 @@ def test_cli_names_a_truncated_slide_skips_it_and_counts_it(slide_folder, tmp_pa
     assert captured.out.startswith("2 slides embedded, 0 already done, 1 failed;") and "tiles/s" in captured.out and "on cpu" in captured.out
     status = main(["embed", str(few), "--out", str(tmp_path / "features"), "--backbone", "small", "--mpp", "1", "--tile-px", "64", "--no-progress"])
     assert "0 slides embedded, 2 already done, 1 failed" in capsys.readouterr().out
+
+
+def test_outlines_go_beside_the_features_which_they_leave_unchanged(slide_folder, tmp_path, capsys):
+    few = tmp_path / "few"
+    few.mkdir()
+    for path in sorted(slide_folder.glob("VIRT-0*.svs"))[:2] + [slide_folder / "VIRT-CUT-SHORT.svs"]:
+        (few / path.name).symlink_to(path.resolve())
+    embed = ["embed", str(few), "--backbone", "small", "--mpp", "1", "--tile-px", "64", "--no-progress"]
+    assert main([*embed, "--out", str(tmp_path / "plain")]) == 1  # the slide cut short fails, the others finish
+    assert main([*embed, "--out", str(tmp_path / "outlined"), "--outlines"]) == 1
+    capsys.readouterr()
+    (plain,), (outlined,) = list((tmp_path / "plain").iterdir()), list((tmp_path / "outlined").iterdir())
+    slide_ids = sorted(p.stem for p in plain.glob("*.h5"))
+    assert len(slide_ids) == 2 and not (plain / "outlines").exists()
+    assert sorted(p.name for p in (outlined / "outlines").iterdir()) == [f"{slide_id}.geojson" for slide_id in slide_ids]
+    for slide_id in slide_ids:
+        a, b = read_slide_features(plain / f"{slide_id}.h5"), read_slide_features(outlined / f"{slide_id}.h5")
+        assert np.array_equal(a.features, b.features) and np.array_equal(a.coords, b.coords) and a.attrs == b.attrs
+        collection = json.loads((outlined / "outlines" / f"{slide_id}.geojson").read_text())
+        assert collection["type"] == "FeatureCollection" and collection["features"]
+        assert all(f["properties"]["objectType"] == "annotation" and f["geometry"]["type"] == "Polygon" for f in collection["features"])
+    # a finished folder gets its missing outlines on the next run; its features are not recomputed
+    features_before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in plain.glob("*.h5")}
+    with pytest.warns(DataWarning, match="VIRT-CUT-SHORT"):
+        summary = embed_cohort(few, tmp_path / "plain", extractor=ExtractorSpec("small"), mpp=1.0, tile_px=64, progress=False, outlines=True)
+    assert sorted(summary.skipped) == slide_ids and summary.embedded == [] and list(summary.failed) == ["VIRT-CUT-SHORT"]
+    assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in plain.glob("*.h5")} == features_before
+    for slide_id in slide_ids:
+        assert (plain / "outlines" / f"{slide_id}.geojson").read_bytes() == (outlined / "outlines" / f"{slide_id}.geojson").read_bytes()
 
 
 def test_weights_that_do_not_fit_are_refused_before_any_slide_is_read(tmp_path, capsys):

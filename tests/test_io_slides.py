@@ -38,12 +38,53 @@ def test_virtual_slide_opens_like_an_aperio_file(brca_slides, backend):
         assert region.shape == (64, 64, 3) and region.dtype == np.uint8
 
 
-def test_auto_backend_reads_tiff_family_files_with_tiffslide(brca_slides):
+def test_auto_backend_reads_jpeg_tiles_with_tiffslide(brca_slides):
     _, slides = brca_slides
     with open_slide(next(iter(slides.values()))) as slide:
         assert slide.backend == "tiffslide"
     with pytest.raises(ValueError, match="backend must be one of"):
         open_slide(next(iter(slides.values())), backend="pillow")
+
+
+@pytest.fixture(scope="module")
+def slides_by_compression(tmp_path_factory):
+    """One 1,536 x 1,280 px tissue region written three times: JPEG, Aperio JPEG 2000 YCbCr (33003) and RGB (33005)."""
+    recipe = tissue_recipe(0.5, 0.0, width_um=768, height_um=640, seed=3)
+    region = lambda x, y, w, h, m: render_tissue(recipe, x, y, w, h, m)  # noqa: E731
+    folder = tmp_path_factory.mktemp("compressions")
+    paths = {c: write_svs(folder / f"{c}.svs", region, 1536, 1280, 0.5, compression=c) for c in ("jpeg", "jpeg2000-ycbcr", "jpeg2000-rgb")}
+    return paths, region(200 * 0.5, 300 * 0.5, 512, 512, 0.5).astype(int)
+
+
+@pytest.mark.parametrize(("compression", "code"), [("jpeg", 7), ("jpeg2000-ycbcr", 33003), ("jpeg2000-rgb", 33005)])
+def test_auto_backend_follows_the_compression_and_every_one_gives_the_true_colours(slides_by_compression, compression, code):
+    paths, truth = slides_by_compression
+    with tifffile.TiffFile(paths[compression]) as tif:
+        assert tif.pages[0].compression == code
+    with open_slide(paths[compression]) as slide:
+        assert slide.backend == ("tiffslide" if compression == "jpeg" else "openslide")
+        error = np.abs(slide.read_region(200, 300, 0, 512, 512).astype(int) - truth).mean(axis=(0, 1))
+        assert error.max() < 4, error  # lossy coding: a few grey levels on average, per channel
+        grid = tile_grid(slide, mpp=1.0, tile_px=64, min_tissue=0.5)
+    dataset = TileDataset(grid, uint8=True)
+    tiles = dataset.__getitems__(list(range(min(8, len(grid)))))  # strip reads, through the same choice
+    dataset.close()
+    first = grid.tiles.iloc[0]
+    with open_slide(paths["jpeg"]) as reference:
+        expected = reference.read_region(int(first["x"]), int(first["y"]), grid.level, grid.read_px, grid.read_px)
+    assert np.abs(tiles[0]["image"].numpy().transpose(1, 2, 0).astype(int) - expected.astype(int)).mean() < 4
+
+
+def test_tiffslide_is_refused_on_aperio_ycbcr_jpeg2000_whose_colours_it_gets_wrong(slides_by_compression):
+    paths, truth = slides_by_compression
+    path = paths["jpeg2000-ycbcr"]
+    with pytest.raises(DataFormatError, match=r"jpeg2000-ycbcr\.svs.*33003.*tiffslide.*colour"):
+        open_slide(path, backend="tiffslide")
+    import tiffslide  # what the refusal prevents: tiffslide on its own returns the YCbCr samples as RGB
+
+    with tiffslide.TiffSlide(str(path)) as raw:
+        wrong = np.asarray(raw.read_region((200, 300), 0, (512, 512)).convert("RGB")).astype(int)
+    assert np.abs(wrong - truth).mean() > 20
 
 
 def test_backends_return_the_same_pixels(brca_slides):

@@ -183,3 +183,34 @@ def test_tiffs_of_every_layout_are_checked(tmp_path, bigtiff, byteorder):
         cut.write_bytes(data[:keep])
         with pytest.raises(DataFormatError, match=rf"cut{keep}\.tif: truncated"):
             open_slide(cut, mpp=0.5)
+
+
+def test_real_pixels_recoded_as_aperio_ycbcr_jpeg2000_read_in_their_true_colours(tmp_path):
+    # No Aperio JPEG 2000 file is small enough to ship (OpenSlide's JP2K-33003-1.svs is 60 MB), so the
+    # real file's tissue is recoded the way OpenSlide's Aperio format notes describe compression 33003:
+    # YCbCr samples, no colour transform in the codestream, the TIFF saying RGB. Before the backend was
+    # chosen by compression, "auto" read every .svs with tiffslide, whose colours here are YCbCr.
+    from PIL import Image
+
+    from mmsurv.virtual.slide_writer import write_svs
+
+    with open_slide(SVS, backend="openslide") as slide:
+        pixels, mpp = slide.read_region(0, 0, 0, *slide.dimensions), slide.mpp
+
+    def region(x_um: float, y_um: float, w: int, h: int, level_mpp: float) -> np.ndarray:
+        scale = level_mpp / mpp
+        x, y = round(x_um / mpp), round(y_um / mpp)
+        crop = pixels[y : y + round(h * scale), x : x + round(w * scale)]
+        crop = np.asarray(Image.fromarray(crop).resize((round(crop.shape[1] / scale), round(crop.shape[0] / scale)))) if scale != 1 else crop
+        out = np.full((h, w, 3), 255, dtype=np.uint8)
+        out[: min(h, crop.shape[0]), : min(w, crop.shape[1])] = crop[:h, :w]
+        return out
+
+    width, height = pixels.shape[1], pixels.shape[0]
+    recoded = write_svs(tmp_path / "CMU-1-Small-Region-33003.svs", region, width, height, mpp, compression="jpeg2000-ycbcr", quality=80)
+    with open_slide(recoded) as slide:
+        assert slide.backend == "openslide"
+        error = np.abs(slide.read_region(1000, 1000, 0, 480, 480).astype(int) - pixels[1000:1480, 1000:1480].astype(int)).mean(axis=(0, 1))
+    assert error.max() < 4, error
+    with pytest.raises(DataFormatError, match="33003"):
+        open_slide(recoded, backend="tiffslide")

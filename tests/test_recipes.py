@@ -9,6 +9,7 @@ figures the model cards and papers publish.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -149,3 +150,12 @@ def test_the_large_recipes_round_trip_through_mmsurv_embed(name, few_slides, tmp
     weights.parent.mkdir()
     torch.save(encoder.network.state_dict(), weights)
     _embed_and_compare(name, weights, encoder, few_slides, tmp_path, capsys)
+
+
+def test_a_recipe_named_as_a_trained_tile_network_is_refused_with_the_way_to_use_it():
+    # notebooks 01 and 03 train their tile network; a foundation model is a frozen encoder with the user's weights
+    from mmsurv.pathology import fit_tile_regressor
+
+    tiles = pd.DataFrame({"split": ["train", "validation"], "patient_id": ["a", "b"]})
+    with pytest.raises(ValueError, match=r"'uni' is a foundation model.*mmsurv embed .*--backbone uni --weights.*features_dir.*notebook 04"):
+        fit_tile_regressor(None, tiles, np.zeros((2, 1), np.float32), backbone="uni")

@@ -13,12 +13,17 @@ Two backends read the files:
     The OpenSlide C library, shipped as a wheel by ``openslide-bin``. Reads Aperio, Hamamatsu,
     MIRAX, Philips, generic tiled TIFF and more.
 
-``"auto"`` (default) picks tiffslide for ``.svs`` / ``.tif`` / ``.tiff`` and OpenSlide for
-everything else. Measured on a 40,960 px SVS with ``benchmarks/tiling.py`` (2 CPUs), tiffslide
-read 224-px tiles faster through :class:`~mmsurv.io.tiles.TileDataset` with two workers - in
-order 2,575 vs 1,133 tiles/s, shuffled 1,457 vs 1,013 - mostly because a strip read decodes
-each JPEG tile once and tiffslide returns RGB rather than premultiplied RGBA. OpenSlide stays
-the reader for the vendor formats tiffslide cannot open.
+``"auto"`` (default) chooses by what the file holds, not by its suffix. TCGA's Aperio slides
+come in two compressions: plain JPEG tiles (TIFF compression 7) and, in older archives, JPEG
+2000 tiles - code 33003 (YCbCr samples, no colour transform in the codestream) or 33005 (RGB).
+For JPEG, tiffslide: measured on a 40,960 px SVS with ``benchmarks/tiling.py`` (2 CPUs) it read
+224-px tiles faster through :class:`~mmsurv.io.tiles.TileDataset` with two workers - in order
+2,575 vs 1,133 tiles/s, shuffled 1,457 vs 1,013 - mostly because a strip read decodes each JPEG
+tile once and tiffslide returns RGB rather than premultiplied RGBA. For JPEG 2000, OpenSlide:
+tiffslide (through tifffile) hands 33003's YCbCr samples back *as RGB* - every colour wrong,
+without an error - and read JPEG 2000 tiles more slowly than OpenSlide in every path measured
+(33005, 16,384 px slide: 1.1x to 3.1x; the README's benchmark notes). Asking for tiffslide on a 33003 file is refused. Non-TIFF
+formats (Hamamatsu, MIRAX, Philips, ...) go to OpenSlide, which reads them.
 
 References
 ----------
@@ -51,11 +56,17 @@ __all__ = [
     "tissue_mask",
     "tile_grid",
     "plot_tile_grid",
+    "choose_backend",
     "BACKENDS",
 ]
 
 BACKENDS = ("auto", "openslide", "tiffslide")
 _TIFF_SUFFIXES = {".svs", ".tif", ".tiff"}
+#: TIFF compression codes of JPEG 2000 tiles: Aperio YCbCr (33003), Aperio "lossy" (33004),
+#: Aperio RGB (33005), and the generic code (34712).
+JPEG2000_COMPRESSIONS = frozenset({33003, 33004, 33005, 34712})
+#: Aperio's JPEG 2000 with YCbCr samples: tiffslide returns them unconverted, as if they were RGB.
+APERIO_J2K_YCBCR = 33003
 
 #: The smallest pyramid level must fit in this many pixels (longer side) for thumbnails.
 MAX_OVERVIEW_PX = 8192
@@ -164,18 +175,42 @@ def _rgba_on_white(rgba: np.ndarray) -> np.ndarray:
     return np.minimum(rgb, 255).astype(np.uint8)
 
 
-def _backend_module(backend: str, path: Path) -> tuple[Any, str, str]:
-    if backend == "auto":
-        backend = "tiffslide" if path.suffix.lower() in _TIFF_SUFFIXES else "openslide"
+def _backend_module(backend: str) -> tuple[Any, str]:
     if backend == "openslide":
         import openslide
 
-        return openslide.OpenSlide, "openslide.mpp-x", backend
-    if backend == "tiffslide":
-        import tiffslide
+        return openslide.OpenSlide, "openslide.mpp-x"
+    import tiffslide
 
-        return tiffslide.TiffSlide, "tiffslide.mpp-x", backend
-    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return tiffslide.TiffSlide, "tiffslide.mpp-x"
+
+
+def choose_backend(path: Path, backend: str, compression: int | None) -> str:
+    """The backend that reads ``path``: ``backend`` itself, or for ``"auto"`` the one its compression calls for.
+
+    Parameters
+    ----------
+    path : Path
+    backend : {"auto", "openslide", "tiffslide"}
+    compression : int or None
+        The TIFF compression code of the full-resolution page (None: not a TIFF-family file).
+
+    Raises
+    ------
+    DataFormatError
+        tiffslide asked for on Aperio JPEG 2000 YCbCr tiles (it would return wrong colours).
+    """
+    if backend == "tiffslide" and compression == APERIO_J2K_YCBCR:
+        raise DataFormatError(
+            path,
+            "holds Aperio JPEG 2000 tiles with YCbCr samples (TIFF compression 33003), which tiffslide returns "
+            "unconverted as RGB - every colour wrong; open it with backend='openslide' (or 'auto', which does)",
+        )
+    if backend != "auto":
+        return backend
+    if compression is None or compression in JPEG2000_COMPRESSIONS:
+        return "openslide"
+    return "tiffslide"
 
 
 def open_slide(path: str | os.PathLike, *, backend: str = "auto", mpp: float | None = None) -> Slide:
@@ -187,7 +222,8 @@ def open_slide(path: str | os.PathLike, *, backend: str = "auto", mpp: float | N
         An Aperio ``.svs`` or a tiled pyramidal TIFF (other OpenSlide formats with the
         ``openslide`` backend).
     backend : {"auto", "openslide", "tiffslide"}, default "auto"
-        "auto": tiffslide for TIFF-family files, OpenSlide for the rest (see the module notes).
+        "auto": OpenSlide for JPEG 2000 tiles and for non-TIFF formats, tiffslide for the rest
+        (JPEG tiles; see the module notes).
     mpp : float, optional
         Microns per pixel at level 0, for files whose metadata lack it. Overrides the file.
 
@@ -198,15 +234,18 @@ def open_slide(path: str | os.PathLike, *, backend: str = "auto", mpp: float | N
     Raises
     ------
     DataFormatError
-        The file is missing, not a TIFF, truncated, has no pyramid, or has no resolution
-        metadata (and ``mpp`` was not given).
+        The file is missing, not a TIFF, truncated, has no pyramid, has no resolution metadata
+        (and ``mpp`` was not given), or holds Aperio JPEG 2000 YCbCr tiles and ``backend`` is
+        ``"tiffslide"``.
     """
     path = Path(path)
-    opener, mpp_property, backend = _backend_module(backend, path)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if not path.is_file():
         raise DataFormatError(path, "no such slide file")
-    if path.suffix.lower() in _TIFF_SUFFIXES:
-        check_tiff_structure(path, max_overview_px=MAX_OVERVIEW_PX)
+    compression = check_tiff_structure(path, max_overview_px=MAX_OVERVIEW_PX) if path.suffix.lower() in _TIFF_SUFFIXES else None
+    backend = choose_backend(path, backend, compression)
+    opener, mpp_property = _backend_module(backend)
     try:
         handle = opener(str(path))
     except Exception as error:  # each backend raises its own exception types

@@ -264,8 +264,8 @@ def _pages_and_subifds(tif: tifffile.TiffFile, path: Path, size: int) -> Iterato
             pending.append((where, sub))
 
 
-def _image_sizes(path: Path, size: int, n_pages: int) -> list[tuple[int, int]]:
-    """(width, height) of page 0 and of every tiled level, after checking that all image data is in the file."""
+def _image_sizes(path: Path, size: int, n_pages: int) -> tuple[list[tuple[int, int]], int]:
+    """(width, height) of page 0 and of every tiled level, and page 0's compression code, after checking that all image data is in the file."""
     collect = _Collect()
     logger = logging.getLogger("tifffile")
     logger.addHandler(collect)
@@ -274,6 +274,7 @@ def _image_sizes(path: Path, size: int, n_pages: int) -> list[tuple[int, int]]:
             if len(tif.pages) != n_pages:  # the chain walk found more directories than tifffile reads
                 raise DataFormatError(path, f"truncated or corrupt: tifffile reads {len(tif.pages)} of its {n_pages} pages")
             image_sizes = []
+            compression = int(tif.pages[0].compression) if len(tif.pages) else 1
             for name, page in _pages_and_subifds(tif, path, size):
                 ends = [offset + count for offset, count in zip(page.dataoffsets, page.databytecounts)]
                 if ends and max(ends) > size:
@@ -289,11 +290,11 @@ def _image_sizes(path: Path, size: int, n_pages: int) -> list[tuple[int, int]]:
     broken = [message for message in collect.messages if any(sign in message for sign in _STRUCTURE_WARNINGS)]
     if broken:
         raise DataFormatError(path, f"truncated or corrupt: {broken[0]} (the file has {size:,} bytes; {_ADVICE})")
-    return image_sizes
+    return image_sizes, compression
 
 
-def check_tiff_structure(path: Path, *, max_overview_px: int) -> None:
-    """Raise :class:`DataFormatError` if ``path`` is not a complete, pyramidal TIFF.
+def check_tiff_structure(path: Path, *, max_overview_px: int) -> int:
+    """Raise :class:`DataFormatError` if ``path`` is not a complete, pyramidal TIFF; else return page 0's compression.
 
     Two passes, neither of which decodes a tile: the directory chain walked from the header
     (every directory and tag value inside the file), then tifffile's view of the pages (every
@@ -304,10 +305,16 @@ def check_tiff_structure(path: Path, *, max_overview_px: int) -> None:
     path : Path
     max_overview_px : int
         The smallest image level must have its longer side at most this many pixels.
+
+    Returns
+    -------
+    int
+        The TIFF compression code of page 0 (the full-resolution level): 7 JPEG, 33003 / 33005
+        Aperio JPEG 2000 (YCbCr / RGB samples), 34712 JPEG 2000, ...
     """
     size = path.stat().st_size
     n_pages = _check_directory_chain(path, size)
-    image_sizes = _image_sizes(path, size, n_pages)
+    image_sizes, compression = _image_sizes(path, size, n_pages)
     if not image_sizes:
         raise DataFormatError(path, "contains no image")
     smallest = min(image_sizes, key=lambda wh: wh[0] * wh[1])
@@ -318,3 +325,4 @@ def check_tiff_structure(path: Path, *, max_overview_px: int) -> None:
             f"{max_overview_px:,} px, so a thumbnail would mean decoding the full image. Re-save it as a "
             "tiled pyramid, e.g. `vips tiffsave in.tif out.tif --tile --pyramid --compression jpeg`",
         )
+    return compression

@@ -99,6 +99,12 @@ class TileDataset(Dataset):
         state["_open"] = {}
         return state
 
+    def close(self) -> None:
+        """Close the slide files this process opened (they reopen on the next read)."""
+        for slide in self._open.values():
+            slide.close()
+        self._open = {}
+
     def _slide(self, index: int) -> Slide:
         if os.getpid() != self._pid:  # a forked DataLoader worker: open our own handles
             self._open, self._pid = {}, os.getpid()

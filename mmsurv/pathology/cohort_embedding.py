@@ -5,9 +5,11 @@ frozen :class:`~mmsurv.pathology.extractors.Extractor`, and the slide's features
 ``<out>/<extractor>/<slide_id>.h5`` (:mod:`~mmsurv.pathology.feature_files`). Slides whose file
 already answers the request are skipped without opening the slide, so a killed run resumes
 where it stopped; a slide that cannot be read is named, skipped and counted, and the rest
-finish.
+finish. With ``outlines=True`` (``mmsurv embed --outlines``) each slide's tissue outline is
+written beside its features, as GeoJSON that QuPath opens.
 
-Two engines produce the same files:
+Two engines produce the same files (both through one
+:class:`~mmsurv.pathology.embedding_job.EmbeddingJob`):
 
 ``"local"``
     One process, slide after slide, on one device (the DataLoader's workers read tiles).
@@ -22,51 +24,24 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from ..environment import select_device
 from ..io.errors import DataFormatError, DataWarning
 from ..io.gdc import read_sample_sheet, sample_files
-from ..io.slides import TileGrid, open_slide, tile_grid
-from .embeddings import embed_grid, grid_coords, grid_settings
-from .extractors import Extractor, ExtractorSpec
-from .feature_files import feature_file, finished_slide, read_slide_features, write_slide_features
+from .embedding_job import EmbeddingJob, EmbeddingSummary, outline_file, write_slide_outline
+from .embeddings import embed_grid
+from .extractors import ExtractorSpec
+from .feature_files import feature_file, finished_slide, read_slide_features
+from .ray_embedding import embed_with_ray
 
 __all__ = ["EmbeddingSummary", "find_slides", "embed_cohort", "ENGINES", "SLIDE_SUFFIXES"]
 
 ENGINES = ("local", "ray")
 #: File types searched for when a cohort folder has no GDC sample sheet.
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".vms", ".bif")
-
-
-@dataclass
-class EmbeddingSummary:
-    """What one ``embed_cohort`` call did."""
-
-    folder: Path
-    engine: str
-    device: str
-    embedded: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    n_tiles: int = 0
-    seconds: float = 0.0
-
-    @property
-    def tiles_per_second(self) -> float:
-        return self.n_tiles / self.seconds if self.seconds > 0 else float("nan")
-
-    def line(self) -> str:
-        """One line for a log: slides embedded, already done and failed; tiles, tiles/s, device."""
-        return (
-            f"{len(self.embedded)} slides embedded, {len(self.skipped)} already done, {len(self.failed)} failed; "
-            f"{self.n_tiles:,} tiles in {self.seconds:.1f} s ({self.tiles_per_second:,.0f} tiles/s) "
-            f"on {self.device} ({self.engine} engine) -> {self.folder}"
-        )
 
 
 def find_slides(cohort_dir: str | os.PathLike) -> dict[str, Path]:
@@ -115,6 +90,7 @@ def embed_cohort(
     actors: int | None = None,
     progress: bool = True,
     on_slide_written: Callable[[str], None] | None = None,
+    outlines: bool = False,
 ) -> EmbeddingSummary:
     """Embed every tile of every slide of a cohort into ``<out_dir>/<extractor>/<slide_id>.h5``.
 
@@ -140,6 +116,13 @@ def embed_cohort(
     progress : bool
     on_slide_written : callable, optional
         Called with each slide id once its file is in place.
+    outlines : bool, default False
+        Also write each slide's tissue outline, the mask its tile grid was laid on, as
+        ``<out_dir>/<extractor>/outlines/<slide_id>.geojson`` (QuPath opens it;
+        :mod:`~mmsurv.io.tissue_outlines`). Written in the planning step, by either engine, for
+        every slide with tiles; a slide skipped as already embedded gets its outline only if
+        the file is missing (its thumbnail is read, its tiles are not). The features do not
+        change.
 
     Returns
     -------
@@ -163,92 +146,61 @@ def embed_cohort(
     expected = {"mpp": float(mpp), "tile_px": int(tile_px), "min_tissue": float(min_tissue), **model.settings()}
     _refuse_other_settings(folder, expected)
     summary = EmbeddingSummary(folder=folder, engine=engine, device=device)
+    job = EmbeddingJob(
+        folder, model, expected, summary, batch_size=batch_size, progress=progress, on_slide_written=on_slide_written, outlines=outlines
+    )
     todo = {}
     for slide_id, path in slide_paths.items():
         if finished_slide(feature_file(folder, slide_id), expected):
             summary.skipped.append(slide_id)
         else:
             todo[slide_id] = path
+    _outline_finished_slides(job, {slide_id: slide_paths[slide_id] for slide_id in summary.skipped})
     if todo and engine == "local":
         summary.device = select_device(device)
-        _embed_locally(todo, folder, model, expected, summary, batch_size, num_workers, progress, on_slide_written)
+        _embed_locally(job, todo, num_workers)
     elif todo:
-        from .ray_embedding import embed_with_ray
-
-        embed_with_ray(
-            todo,
-            folder,
-            model,
-            expected,
-            summary,
-            batch_size=batch_size,
-            device=device,
-            actors=actors,
-            progress=progress,
-            on_slide_written=on_slide_written,
-        )
+        embed_with_ray(job, todo, device=device, actors=actors)
     for slide_id, problem in summary.failed.items():
         warnings.warn(f"slide {slide_id} skipped: {problem}", DataWarning, stacklevel=2)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def plan_slide(path: Path, expected: Mapping[str, object]) -> TileGrid:
-    """Open a slide and lay its tile grid with the requested settings (raises DataFormatError / ValueError)."""
-    with open_slide(path) as slide:
-        grid = tile_grid(slide, mpp=float(expected["mpp"]), tile_px=int(expected["tile_px"]), min_tissue=float(expected["min_tissue"]))
-    if len(grid) == 0:
-        raise ValueError(f"{path.name}: no tile has {float(expected['min_tissue']):.0%} tissue at {expected['mpp']} um/px")
-    return grid
-
-
-def save_slide(
-    slide_id: str,
-    grid: TileGrid,
-    features: np.ndarray,
-    folder: Path,
-    expected: Mapping[str, object],
-    summary: EmbeddingSummary,
-    on_slide_written: Callable[[str], None] | None,
-) -> None:
-    """Write one slide's file (the request's settings and the grid's as attributes), count it, and report it."""
-    write_slide_features(feature_file(folder, slide_id), features, grid_coords(grid), {**grid_settings(grid), **expected})
-    summary.embedded.append(slide_id)
-    summary.n_tiles += len(grid)
-    if on_slide_written is not None:
-        on_slide_written(slide_id)
-
-
-def _embed_locally(
-    todo: Mapping[str, Path],
-    folder: Path,
-    model: Extractor,
-    expected: Mapping[str, object],
-    summary: EmbeddingSummary,
-    batch_size: int,
-    num_workers: int,
-    progress: bool,
-    on_slide_written: Callable[[str], None] | None,
-) -> None:
-    model.to(summary.device)
-    bar = tqdm(todo.items(), desc="slides", unit="slide", disable=not progress)
+def _embed_locally(job: EmbeddingJob, todo: Mapping[str, Path], num_workers: int) -> None:
+    """The local engine: slide after slide in this process, tiles read by ``num_workers`` DataLoader workers."""
+    summary = job.summary
+    job.extractor.to(summary.device)
+    bar = tqdm(todo.items(), desc="slides", unit="slide", disable=not job.progress)
     for slide_id, path in bar:
         try:
-            grid = plan_slide(path, expected)
+            grid = job.plan(slide_id, path)
         except (DataFormatError, ValueError) as error:
             summary.failed[slide_id] = str(error)
             continue
         values = embed_grid(
-            model,
+            job.extractor,
             grid,
-            batch_size=batch_size,
+            batch_size=job.batch_size,
             num_workers=num_workers,
             device=summary.device,
-            progress=progress,
+            progress=job.progress,
             description=f"{slide_id[:24]} tiles",
         )
-        save_slide(slide_id, grid, values, folder, expected, summary, on_slide_written)
+        job.save(slide_id, grid, values)
         bar.set_postfix(tiles=f"{summary.n_tiles:,}", failed=len(summary.failed))
+
+
+def _outline_finished_slides(job: EmbeddingJob, finished: Mapping[str, Path]) -> None:
+    """Write the missing outlines of slides embedded by an earlier run (a slide that cannot be read now is a failure)."""
+    if not job.outlines:
+        return
+    missing = {slide_id: path for slide_id, path in finished.items() if not outline_file(job.folder, slide_id).is_file()}
+    for slide_id, path in tqdm(missing.items(), desc="outlines", unit="slide", leave=False, disable=not job.progress):
+        try:
+            write_slide_outline(path, outline_file(job.folder, slide_id))
+        except (DataFormatError, ValueError) as error:
+            job.summary.failed[slide_id] = f"its outline: {error}"
 
 
 def _refuse_other_settings(folder: Path, expected: Mapping[str, object]) -> None:

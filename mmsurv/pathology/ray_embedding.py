@@ -2,8 +2,10 @@
 
 The work is laid out in three stages, each where it belongs:
 
-1. **Plan** (Ray tasks, one CPU each): open every slide and lay its tile grid. A slide that
-   cannot be read comes back as a named failure; the others as grids.
+1. **Plan** (Ray tasks, one CPU each): open every slide and lay its tile grid (and, when asked,
+   write its tissue outline: the output folder is shared by every node, as the slides are).
+   A slide that cannot be read comes back as a named failure; the others as grids. A task
+   gets plain arguments only - paths and settings, never the job or the network.
 2. **Read** (Ray Data, CPU tasks): the grids are cut into chunks of neighbouring tiles; each task
    reads and decodes one chunk (strip reads, as the local engine does) into uint8 images.
 3. **Embed** (Ray Data, an actor pool): one actor per GPU - or, on a machine without GPUs, half
@@ -22,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +35,8 @@ from tqdm.auto import tqdm
 from ..io.errors import DataFormatError
 from ..io.slides import TileGrid
 from ..io.tiles import TileDataset
-from .cohort_embedding import EmbeddingSummary, plan_slide, save_slide
-from .extractors import Extractor, ExtractorSpec
+from .embedding_job import EmbeddingJob, plan_slide
+from .extractors import ExtractorSpec
 
 __all__ = ["embed_with_ray", "CHUNK_TILES"]
 
@@ -42,9 +44,10 @@ __all__ = ["embed_with_ray", "CHUNK_TILES"]
 CHUNK_TILES = 256
 
 
-def _plan(slide_id: str, path: str, expected: dict[str, Any]) -> tuple[str, TileGrid | None, str]:
+def _plan(slide_id: str, path: str, expected: dict[str, Any], outline: Path | None) -> tuple[str, TileGrid | None, str]:
+    """Plan stage (a Ray task): plain, picklable arguments in, the grid or the reason it failed out."""
     try:
-        return slide_id, plan_slide(Path(path), expected), ""
+        return slide_id, plan_slide(path, expected, outline), ""
     except (DataFormatError, ValueError) as error:
         return slide_id, None, str(error)
 
@@ -126,23 +129,23 @@ class _EmbedActor:
         return {"slide_id": batch["slide_id"], "tile": batch["tile"], "features": features, "error": batch["error"]}
 
 
-def embed_with_ray(
-    todo: Mapping[str, Path],
-    folder: Path,
-    model: Extractor,
-    expected: Mapping[str, object],
-    summary: EmbeddingSummary,
-    *,
-    batch_size: int = 64,
-    device: str = "auto",
-    actors: int | None = None,
-    progress: bool = True,
-    on_slide_written: Callable[[str], None] | None = None,
-) -> None:
-    """Embed the slides of ``todo`` with Ray, filling ``summary`` (an :class:`EmbeddingSummary`) as slides finish.
+def embed_with_ray(job: EmbeddingJob, todo: Mapping[str, Path], *, device: str = "auto", actors: int | None = None) -> None:
+    """Embed the slides of ``todo`` with Ray, filling ``job.summary`` as slides finish.
 
     Called by :func:`~mmsurv.pathology.cohort_embedding.embed_cohort` with ``engine="ray"``.
+
+    Parameters
+    ----------
+    job : EmbeddingJob
+        Output folder, extractor, settings, summary, batch size, progress, callback, outlines.
+    todo : mapping slide id -> path
+        The slides to embed.
+    device : str, default "auto"
+        ``"auto"``: a GPU per actor when the cluster has GPUs, else CPU actors.
+    actors : int, optional
+        Backbone actors (default one per GPU, else half the CPUs).
     """
+    summary, progress = job.summary, job.progress
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")  # Ray Data's plan and progress lines: our bars say it
     try:
         import ray
@@ -162,7 +165,7 @@ def embed_with_ray(
     summary.device = f"{n_actors} x {'cuda' if use_gpu else 'cpu'} (Ray, {int(resources.get('CPU', 0))} CPUs, {n_gpus} GPUs)"
 
     plan = ray.remote(num_cpus=1)(_plan)
-    pending = [plan.remote(slide_id, str(path), dict(expected)) for slide_id, path in todo.items()]
+    pending = [plan.remote(slide_id, str(path), dict(job.expected), job.outline_path(slide_id)) for slide_id, path in todo.items()]
     grids: dict[str, TileGrid] = {}
     with tqdm(total=len(pending), desc="tiling slides", unit="slide", leave=False, disable=not progress) as bar:
         while pending:
@@ -185,31 +188,23 @@ def embed_with_ray(
             .map_batches(_read_chunks, batch_size=1, num_cpus=1, ray_remote_args_fn=_spread)
             .map_batches(
                 _EmbedActor,
-                fn_constructor_kwargs={"spec": model.spec, "fingerprint": model.fingerprint, "device": "cuda" if use_gpu else "cpu"},
-                batch_size=batch_size,
+                fn_constructor_kwargs={"spec": job.extractor.spec, "fingerprint": job.extractor.fingerprint, "device": "cuda" if use_gpu else "cpu"},
+                batch_size=job.batch_size,
                 compute=ray.data.ActorPoolStrategy(size=n_actors),
                 num_gpus=1 if use_gpu else 0,
                 num_cpus=0 if use_gpu else 1,
             )
         )
-    _collect(dataset, grids, folder, expected, summary, progress, on_slide_written)
+    _collect(job, dataset, grids)
 
 
-def _collect(
-    dataset: Any,
-    grids: Mapping[str, TileGrid],
-    folder: Path,
-    expected: Mapping[str, object],
-    summary: EmbeddingSummary,
-    progress: bool,
-    on_slide_written: Callable[[str], None] | None,
-) -> None:
+def _collect(job: EmbeddingJob, dataset: Any, grids: Mapping[str, TileGrid]) -> None:
     """Gather embedded tiles per slide as they stream in; write each slide once its last tile is back."""
     parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {slide_id: [] for slide_id in grids}
     received = dict.fromkeys(grids, 0)
     errors: dict[str, str] = {}
-    slide_bar = tqdm(total=len(grids), desc="slides", unit="slide", disable=not progress)
-    tile_bar = tqdm(total=sum(len(g) for g in grids.values()), desc="tiles", unit="tile", leave=False, disable=not progress)
+    slide_bar = tqdm(total=len(grids), desc="slides", unit="slide", disable=not job.progress)
+    tile_bar = tqdm(total=sum(len(g) for g in grids.values()), desc="tiles", unit="tile", leave=False, disable=not job.progress)
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
         for slide_id in np.unique(batch["slide_id"]):
             mask = batch["slide_id"] == slide_id
@@ -222,11 +217,11 @@ def _collect(
             if received[slide_id] < len(grids[slide_id]):
                 continue
             if slide_id in errors:
-                summary.failed[slide_id] = errors[slide_id]
+                job.summary.failed[slide_id] = errors[slide_id]
             else:
                 tiles = np.concatenate([t for t, _ in parts[slide_id]])
                 features = np.concatenate([f for _, f in parts[slide_id]])[np.argsort(tiles, kind="stable")]
-                save_slide(slide_id, grids[slide_id], features, folder, expected, summary, on_slide_written)
+                job.save(slide_id, grids[slide_id], features)
             del parts[slide_id]
             slide_bar.update(1)
         tile_bar.update(len(batch["tile"]))

@@ -216,7 +216,14 @@ def _fit_tile_model(
     from ..environment import seeded_torch
     from ..models import TileRegressor
     from ..training import train_model
+    from .recipes import RECIPES
 
+    if backbone in RECIPES:
+        raise ValueError(
+            f"backbone {backbone!r} is a foundation model: a frozen tile encoder run with weights you downloaded, not a "
+            f"network trained here. Embed the slides with `mmsurv embed COHORT --out FEATURES --backbone {backbone} --weights FILE` "
+            f"and read the features (notebook 01: features_dir), or use it frozen in notebook 04 (backbone={backbone!r}, backbone_weights=FILE)"
+        )
     labelled = dataset.relabelled(targets, uint8=True)
     augmented = dataset.relabelled(targets, transform=augment, uint8=True)
     if ledger is not None and "patient_id" not in tiles:

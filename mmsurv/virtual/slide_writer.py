@@ -9,6 +9,11 @@ open a real TCGA slide.
 
 Tiles are produced by a ``region`` callable and handed to tifffile as a generator: memory
 use stays at a few tiles whatever the slide size.
+
+Older TCGA slides hold JPEG 2000 tiles instead of JPEG: ``compression="jpeg2000-ycbcr"`` writes
+them as Aperio's TIFF compression 33003 does (OpenSlide's Aperio format notes: YCbCr samples -
+JPEG's full-range BT.601 transform - coded without the codestream's own colour transform, the
+TIFF still saying RGB), ``"jpeg2000-rgb"`` as 33005 (RGB samples).
 """
 
 from __future__ import annotations
@@ -23,13 +28,15 @@ import tifffile
 from ..atomic import atomic_path
 from .tissue import TissueRecipe, render_tissue
 
-__all__ = ["RegionRenderer", "write_svs", "write_virtual_slide", "pyramid_shapes", "repeating_tissue"]
+__all__ = ["RegionRenderer", "COMPRESSIONS", "write_svs", "write_virtual_slide", "pyramid_shapes", "repeating_tissue", "to_ycbcr"]
 
 #: ``region(x_um, y_um, width_px, height_px, mpp) -> uint8 RGB array``
 RegionRenderer = Callable[[float, float, int, int, float], np.ndarray]
 
 _TILE = 256
 _THUMBNAIL_MAX_PX = 768
+#: Tile compressions :func:`write_svs` writes: TIFF compression code and Aperio's name for it.
+COMPRESSIONS = {"jpeg": (7, "JPEG/RGB"), "jpeg2000-ycbcr": (33003, "J2K/YUV16"), "jpeg2000-rgb": (33005, "J2K/KDU")}
 
 
 def pyramid_shapes(width: int, height: int, *, min_size: int = 512) -> list[tuple[int, int]]:
@@ -58,10 +65,19 @@ def _tiles(region: RegionRenderer, width: int, height: int, mpp: float, tile: in
             yield pixels
 
 
-def _aperio_description(width: int, height: int, mpp: float, tile: int, quality: int, extra: dict[str, str]) -> str:
+def to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """RGB to YCbCr with JPEG's full-range BT.601 transform (uint8 in, uint8 out)."""
+    r, g, b = (rgb[..., k].astype(np.float32) for k in range(3))
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = 128.0 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 128.0 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    return np.clip(np.rint(np.stack([y, cb, cr], axis=-1)), 0, 255).astype(np.uint8)
+
+
+def _aperio_description(width: int, height: int, mpp: float, tile: int, quality: int, extra: dict[str, str], codec: str = "JPEG/RGB") -> str:
     magnification = 10.0 / mpp  # 0.25 um/px ~ 40x, 0.5 ~ 20x
     fields = {"AppMag": f"{magnification:g}", "MPP": f"{mpp:.4f}", **extra}
-    header = f"Aperio Image Library v12.0.15 \r\n{width}x{height} [0,0 {width}x{height}] ({tile}x{tile}) JPEG/RGB Q={quality}"
+    header = f"Aperio Image Library v12.0.15 \r\n{width}x{height} [0,0 {width}x{height}] ({tile}x{tile}) {codec} Q={quality}"
     return "|".join([header] + [f"{k} = {v}" for k, v in fields.items()])
 
 
@@ -75,6 +91,7 @@ def write_svs(
     quality: int = 85,
     metadata: dict[str, str] | None = None,
     pyramid: bool = True,
+    compression: str = "jpeg",
 ) -> Path:
     """Write a tiled pyramidal Aperio-style SVS file, tile by tile.
 
@@ -89,25 +106,38 @@ def write_svs(
     mpp : float
         Microns per pixel at full resolution.
     quality : int, default 85
-        JPEG quality.
+        JPEG quality (JPEG 2000: imagecodecs' ``level``).
     metadata : dict, optional
         Extra ``key = value`` fields for the Aperio description (e.g. ``Filename``).
     pyramid : bool, default True
         False writes a single full-resolution level (a badly formed slide, for tests).
+    compression : {"jpeg", "jpeg2000-ycbcr", "jpeg2000-rgb"}, default "jpeg"
+        The tiles' compression (see the module notes); the thumbnail is JPEG, as Aperio's is.
 
     Returns
     -------
     Path
     """
     path = Path(path)
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression must be one of {sorted(COMPRESSIONS)}, got {compression!r}")
+    code, codec = COMPRESSIONS[compression]
     shapes = pyramid_shapes(width, height) if pyramid else [(width, height)]
-    description = _aperio_description(width, height, mpp, _TILE, quality, metadata or {})
+    description = _aperio_description(width, height, mpp, _TILE, quality, metadata or {}, codec)
     big = width * height * 3 > 2**31
+    tile_region = _in_ycbcr(region) if code == 33003 else region
     with atomic_path(path) as partial, tifffile.TiffWriter(partial, bigtiff=big) as tif:
         options = dict(dtype=np.uint8, metadata=None, photometric="rgb", compression="jpeg", compressionargs={"level": quality})
+        j2k = {"mct": code != 33003} if code != 7 else {}  # 33003: no colour transform in the codestream
+        tiled = {**options, "compression": code, "compressionargs": {"level": quality, **j2k}}
         resolution = dict(resolution=(1e4 / mpp, 1e4 / mpp), resolutionunit="CENTIMETER")
         tif.write(
-            _tiles(region, width, height, mpp, _TILE), shape=(height, width, 3), tile=(_TILE, _TILE), description=description, **resolution, **options
+            _tiles(tile_region, width, height, mpp, _TILE),
+            shape=(height, width, 3),
+            tile=(_TILE, _TILE),
+            description=description,
+            **resolution,
+            **tiled,
         )
         scale = max(width, height) / _THUMBNAIL_MAX_PX
         if pyramid:
@@ -117,14 +147,21 @@ def write_svs(
         for level_width, level_height in shapes[1:]:
             level_mpp = mpp * width / level_width
             tif.write(
-                _tiles(region, level_width, level_height, level_mpp, _TILE),
+                _tiles(tile_region, level_width, level_height, level_mpp, _TILE),
                 shape=(level_height, level_width, 3),
                 tile=(_TILE, _TILE),
                 description=f"Aperio Image Library v12.0.15 \r\n{width}x{height} [0,0 {width}x{height}] "
-                f"({_TILE}x{_TILE}) -> {level_width}x{level_height} JPEG/RGB Q={quality}",
-                **options,
+                f"({_TILE}x{_TILE}) -> {level_width}x{level_height} {codec} Q={quality}",
+                **tiled,
             )
     return path
+
+
+def _in_ycbcr(region: RegionRenderer) -> RegionRenderer:
+    def ycbcr_region(x_um: float, y_um: float, w: int, h: int, level_mpp: float) -> np.ndarray:
+        return to_ycbcr(region(x_um, y_um, w, h, level_mpp))
+
+    return ycbcr_region
 
 
 def write_virtual_slide(path: str | os.PathLike, recipe: TissueRecipe, mpp: float, *, metadata: dict[str, str] | None = None) -> Path:
