@@ -11,7 +11,8 @@ encoders     TabularEncoder (SNN or MLP), BagEncoder (attention pooling of tiles
 operators    concat, gated-attention, Kronecker and late fusion
 model        MultimodalModel: encoders + fusion + head, with modality dropout
 losses       cox_loss (torchsurv's partial likelihood, safe on batches without events)
-train        fit_fusion, predict_fusion, embed_fusion (on the kit's shared training loop)
+discrete_time  time bins, discrete_time_nll, survival curves: task "discrete_survival" (PORPOISE's survival head)
+train        fit_fusion (tasks multiclass, binary, cox, discrete_survival; when to use which: its notes), predict_fusion, embed_fusion
 ensemble     fit_fusion_ensemble, predict_ensemble: binary ensembles keyed by patient id (notebooks 04, 05)
 attribution  modality_attribution: Shapley values of the modalities (captum)
 shap_values  fusion_shap_values, shap_by_modality: SHAP values of every input column (shap), per modality
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from .attribution import modality_attribution
 from .data import MultimodalDataset
+from .discrete_time import TimeBins, curves_on_grid, discrete_time_nll, fit_time_bins, risk_from_curves, survival_curves
 from .encoders import ENCODERS, BagEncoder, TabularEncoder
 from .ensemble import fit_fusion_ensemble, predict_ensemble
 from .losses import cox_loss
@@ -41,13 +43,19 @@ __all__ = [
     "MultimodalDataset",
     "MultimodalModel",
     "TabularEncoder",
+    "TimeBins",
     "cox_loss",
+    "curves_on_grid",
+    "discrete_time_nll",
     "embed_fusion",
     "fit_fusion",
     "fit_fusion_ensemble",
+    "fit_time_bins",
     "predict_ensemble",
     "fusion_shap_values",
     "shap_by_modality",
     "modality_attribution",
     "predict_fusion",
+    "risk_from_curves",
+    "survival_curves",
 ]

@@ -6,13 +6,20 @@ precision on CUDA, early stopping, the progress bar, seeding - to the kit's shar
 the batch order and dropout all come from ``seed`` alone, so the same call gives the same model
 whatever ran before it, and seeds ``seed``, ``seed + 1``, ... give an ensemble of different ones.
 
-=============  ======================  ==========================================
-task           model output            loss
-=============  ======================  ==========================================
-``multiclass``  K class logits          cross-entropy on class indices
-``binary``      1 logit                 binary cross-entropy with logits (0 / 1)
-``cox``         1 log-hazard            :func:`mmsurv.fusion.cox_loss` on [time, event]
-=============  ======================  ==========================================
+=====================  ======================  =============================================================
+task                   model output            loss
+=====================  ======================  =============================================================
+``multiclass``         K class logits          cross-entropy on class indices
+``binary``             1 logit                 binary cross-entropy with logits (0 / 1)
+``cox``                1 log-hazard            :func:`mmsurv.fusion.cox_loss` on [time, event]
+``discrete_survival``  K hazard logits         :func:`~mmsurv.fusion.discrete_time.discrete_time_nll` on [position, event]
+=====================  ======================  =============================================================
+
+Which to use: ``binary`` for a landmark label (event within a horizon) - but it drops every
+patient censored before the horizon; ``cox`` for a risk ranking from everybody's follow-up,
+with batches large enough to hold risk sets; ``discrete_survival`` for whole survival curves
+from everybody's follow-up, at any batch size (one slide bag per batch included): the curves
+can be checked for calibration (:mod:`mmsurv.metrics.survival_calibration`).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from torch.utils.data import DataLoader
 from ..environment import cpu_threads
 from ..training import TrainingHistory, predict, train_model
 from .data import MultimodalDataset
+from .discrete_time import discrete_time_nll
 from .losses import cox_loss
 from .model import MultimodalModel
 
@@ -37,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["TASKS", "fit_fusion", "predict_fusion", "embed_fusion"]
 
 #: The tasks :func:`fit_fusion` trains for.
-TASKS = ("multiclass", "binary", "cox")
+TASKS = ("multiclass", "binary", "cox", "discrete_survival")
 
 
 def _loss_for(task: str, model: MultimodalModel, dataset: MultimodalDataset) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -49,6 +57,19 @@ def _loss_for(task: str, model: MultimodalModel, dataset: MultimodalDataset) -> 
         if n_outputs < 2 or targets.ndim != 1 or targets.min() < 0 or targets.max() >= n_outputs:
             raise ValueError(f"task 'multiclass' needs n_outputs = K >= 2 and class indices in 0..K-1; got n_outputs={n_outputs}")
         return nn.CrossEntropyLoss()
+    if task == "discrete_survival":
+        if (
+            n_outputs < 2
+            or targets.ndim != 2
+            or targets[:, 0].min() < 0
+            or targets[:, 0].max() > n_outputs
+            or not np.isin(targets[:, 1], (0, 1)).all()
+        ):
+            raise ValueError(
+                f"task 'discrete_survival' needs n_outputs = K bins >= 2 and (n, 2) [position in bins, 0..K; event 0/1] targets "
+                f"(TimeBins.targets); got n_outputs={n_outputs}"
+            )
+        return discrete_time_nll
     if n_outputs != 1:
         raise ValueError(f"task {task!r} needs a model with n_outputs=1, got {n_outputs}")
     if task == "binary":
@@ -87,7 +108,8 @@ def fit_fusion(
         Its ``n_outputs`` must fit the task (K for multiclass, 1 otherwise).
     train, validation : MultimodalDataset
         Without ``validation``, all ``epochs`` run and the last weights are kept.
-    task : {"multiclass", "binary", "cox"}, default "multiclass"
+    task : {"multiclass", "binary", "cox", "discrete_survival"}, default "multiclass"
+        See the module notes for which to use.
     epochs, batch_size, learning_rate, weight_decay, patience : training settings
         ``patience``: epochs without a lower validation loss before stopping.
     device : str, default "cpu"

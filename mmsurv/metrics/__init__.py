@@ -20,10 +20,22 @@ from .classification import (
 )
 from .concordance import concordance_index, uno_concordance_index
 from .multiple_testing import holm_adjust
+from .survival_calibration import (
+    CalibrationIndex,
+    DCalibration,
+    OneCalibration,
+    d_calibration,
+    integrated_calibration_index,
+    one_calibration,
+    predicted_survival_at,
+)
 from .time_dependent import brier_score, integrated_brier_score, time_dependent_auc, truncation_time
 
 __all__ = [
     "BootstrapResult",
+    "CalibrationIndex",
+    "DCalibration",
+    "OneCalibration",
     "CensoringDistribution",
     "CorrelationResult",
     "DeLongResult",
@@ -32,18 +44,22 @@ __all__ = [
     "brier_score",
     "concordance_index",
     "confusion_counts",
+    "d_calibration",
     "delong_test",
     "fit_censoring_distribution",
     "holm_adjust",
     "icc",
     "integrated_brier_score",
+    "integrated_calibration_index",
     "multiclass_average_precision",
     "multiclass_report",
+    "one_calibration",
     "multiclass_roc_auc",
     "pearson",
     "resample_counts",
     "roc_auc",
     "spearman",
+    "predicted_survival_at",
     "time_dependent_auc",
     "truncation_time",
     "uno_concordance_index",

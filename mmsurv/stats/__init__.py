@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .calibration import calibration_at_time, plot_calibration
+from .calibration import calibration_at_time, plot_calibration, plot_survival_calibration
 from .cox import (
     CONVERGENCE_PENALIZER,
     CoxConvergenceError,
@@ -37,6 +37,7 @@ __all__ = [
     "high_vs_low_hazard_ratio",
     "logrank",
     "plot_calibration",
+    "plot_survival_calibration",
     "plot_kaplan_meier",
     "proportional_hazards_check",
     "concordance_screen",
