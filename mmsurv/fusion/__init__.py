@@ -13,7 +13,8 @@ model        MultimodalModel: encoders + fusion + head, with modality dropout
 losses       cox_loss (torchsurv's partial likelihood, safe on batches without events)
 discrete_time  time bins, discrete_time_nll, survival curves: task "discrete_survival" (PORPOISE's survival head)
 train        fit_fusion (tasks multiclass, binary, cox, discrete_survival; when to use which: its notes), predict_fusion, embed_fusion
-ensemble     fit_fusion_ensemble, predict_ensemble: binary ensembles keyed by patient id (notebooks 04, 05)
+ensemble     fit_fusion_ensemble, predict_ensemble: binary ensembles keyed by patient id (notebooks 04, 05);
+             fit_survival_ensemble, predict_survival_ensemble: their discrete-time survival counterparts
 attribution  modality_attribution: Shapley values of the modalities (captum)
 shap_values  fusion_shap_values, shap_by_modality: SHAP values of every input column (shap), per modality
 """
@@ -24,7 +25,7 @@ from .attribution import modality_attribution
 from .data import MultimodalDataset
 from .discrete_time import TimeBins, curves_on_grid, discrete_time_nll, fit_time_bins, risk_from_curves, survival_curves
 from .encoders import ENCODERS, BagEncoder, TabularEncoder
-from .ensemble import fit_fusion_ensemble, predict_ensemble
+from .ensemble import fit_fusion_ensemble, fit_survival_ensemble, predict_ensemble, predict_survival_ensemble
 from .losses import cox_loss
 from .model import MultimodalModel
 from .operators import FUSIONS, ConcatFusion, GatedAttentionFusion, KroneckerFusion, LateFusion
@@ -50,12 +51,14 @@ __all__ = [
     "embed_fusion",
     "fit_fusion",
     "fit_fusion_ensemble",
+    "fit_survival_ensemble",
     "fit_time_bins",
     "predict_ensemble",
     "fusion_shap_values",
     "shap_by_modality",
     "modality_attribution",
     "predict_fusion",
+    "predict_survival_ensemble",
     "risk_from_curves",
     "survival_curves",
 ]

@@ -1,4 +1,4 @@
-"""An ensemble of fused binary classifiers, trained and scored by patient id.
+"""Ensembles of fused models - binary classifiers, and discrete-time survival models - trained and scored by patient id.
 
 With ~100 labelled patients one training of a fusion network depends on its initial weights;
 the mean of a few trainings from different seeds much less. Notebooks 04 and 05 both need that
@@ -17,13 +17,14 @@ import pandas as pd
 
 from ..validation import labelled_ids
 from .data import MultimodalDataset
+from .discrete_time import TimeBins, curves_on_grid, survival_curves
 from .model import MultimodalModel
 from .train import fit_fusion, predict_fusion
 
 if TYPE_CHECKING:
     from ..ledger import FitLedger
 
-__all__ = ["fit_fusion_ensemble", "predict_ensemble"]
+__all__ = ["fit_fusion_ensemble", "predict_ensemble", "fit_survival_ensemble", "predict_survival_ensemble"]
 
 #: Training settings of :func:`fit_fusion` that suit ~100 labelled patients (notebooks 04 and 05).
 SMALL_COHORT_TRAINING: dict[str, Any] = {"patience": 30, "learning_rate": 3e-3, "weight_decay": 1e-2, "batch_size": 32}
@@ -111,3 +112,82 @@ def predict_ensemble(members: Sequence[MultimodalModel], blocks: Mapping[str, pd
     ids = list(ids)
     dataset = MultimodalDataset(dict(blocks), ids, np.zeros(len(ids)))
     return pd.Series(np.mean([predict_fusion(m, dataset, probabilities=True, device=device)[:, 0] for m in members], axis=0), index=ids)
+
+
+def fit_survival_ensemble(
+    blocks: Mapping[str, pd.DataFrame],
+    outcomes: pd.DataFrame,
+    fit_ids: Sequence[Any],
+    stop_ids: Sequence[Any],
+    bins: TimeBins,
+    *,
+    members: int = 5,
+    seed: int = 0,
+    model_options: Mapping[str, Any] | None = None,
+    training: Mapping[str, Any] | None = None,
+    epochs: int = 300,
+    device: str = "cpu",
+    ledger: FitLedger | None = None,
+    step: str = "survival ensemble",
+) -> list[MultimodalModel]:
+    """Train ``members`` discrete-time survival fusion models: every patient counts, the censored ones included.
+
+    The survival counterpart of :func:`fit_fusion_ensemble`: the same encoders, concatenation and
+    seeds, a head with one hazard logit per bin of ``bins`` (``task="discrete_survival"``).
+
+    Parameters
+    ----------
+    blocks : mapping of str to DataFrame
+    outcomes : DataFrame
+        ``time`` and ``event`` columns, indexed by patient id.
+    fit_ids, stop_ids : sequence
+        Training patients and the patients that early-stop each member.
+    bins : TimeBins
+        From :func:`~mmsurv.fusion.discrete_time.fit_time_bins` on the training patients.
+    members, seed, model_options, training, epochs, device, ledger, step
+        As :func:`fit_fusion_ensemble`.
+
+    Returns
+    -------
+    list of MultimodalModel
+    """
+    if members < 1:
+        raise ValueError(f"members must be at least 1, got {members}")
+    fit, stop = list(fit_ids), list(stop_ids)
+    if set(fit) & set(stop):
+        raise ValueError(f"{len(set(fit) & set(stop))} patient(s) both train and early-stop the ensemble")
+
+    def dataset(ids: list[Any]) -> MultimodalDataset:
+        return MultimodalDataset(dict(blocks), ids, bins.targets(outcomes.loc[ids, "time"].to_numpy(), outcomes.loc[ids, "event"].to_numpy()))
+
+    train, validation = dataset(fit), dataset(stop)
+    settings = {**SMALL_COHORT_TRAINING, **dict(training or {})}
+    fitted = []
+    for member in range(members):
+        model = MultimodalModel(train.block_features, fusion="concat", n_outputs=bins.n_bins, **dict(model_options or {}))
+        fit_fusion(model, train, validation, task="discrete_survival", epochs=epochs, device=device, seed=seed + 1000 * member, progress=False,
+                   ledger=ledger, step=step, **settings)  # fmt: skip
+        fitted.append(model)
+    return fitted
+
+
+def predict_survival_ensemble(
+    members: Sequence[MultimodalModel],
+    blocks: Mapping[str, pd.DataFrame],
+    ids: Sequence[Any],
+    bins: TimeBins,
+    grid: np.ndarray,
+    *,
+    device: str = "cpu",
+) -> np.ndarray:
+    """The members' mean predicted survival curve for each patient of ``ids``, on ``grid``.
+
+    Returns
+    -------
+    ndarray, shape (len(ids), len(grid))
+        Each member's curves read with constant hazard inside each bin
+        (:func:`~mmsurv.fusion.discrete_time.curves_on_grid`), then averaged.
+    """
+    ids = list(ids)
+    dataset = MultimodalDataset(dict(blocks), ids, np.zeros((len(ids), 2)))
+    return np.mean([curves_on_grid(survival_curves(predict_fusion(m, dataset, device=device)), bins, grid) for m in members], axis=0)
