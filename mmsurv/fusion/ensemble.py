@@ -81,11 +81,29 @@ def fit_fusion_ensemble(
         raise ValueError(f"{len(set(fit) & set(stop))} patient(s) both train and early-stop the ensemble")
     train = MultimodalDataset(dict(blocks), fit, labels.loc[fit].to_numpy(dtype=float))
     validation = MultimodalDataset(dict(blocks), stop, labels.loc[stop].to_numpy(dtype=float))
+    return _train_members(train, validation, "binary", 1, members, seed, model_options, training, epochs, device, ledger, step)
+
+
+def _train_members(
+    train: MultimodalDataset,
+    validation: MultimodalDataset,
+    task: str,
+    n_outputs: int,
+    members: int,
+    seed: int,
+    model_options: Mapping[str, Any] | None,
+    training: Mapping[str, Any] | None,
+    epochs: int,
+    device: str,
+    ledger: FitLedger | None,
+    step: str,
+) -> list[MultimodalModel]:
+    """``members`` concatenation models for ``task``, each trained from seed ``seed + 1000 * k``."""
     settings = {**SMALL_COHORT_TRAINING, **dict(training or {})}
     fitted = []
     for member in range(members):
-        model = MultimodalModel(train.block_features, fusion="concat", n_outputs=1, **dict(model_options or {}))
-        fit_fusion(model, train, validation, task="binary", epochs=epochs, device=device, seed=seed + 1000 * member, progress=False,
+        model = MultimodalModel(train.block_features, fusion="concat", n_outputs=n_outputs, **dict(model_options or {}))
+        fit_fusion(model, train, validation, task=task, epochs=epochs, device=device, seed=seed + 1000 * member, progress=False,
                    ledger=ledger, step=step, **settings)  # fmt: skip
         fitted.append(model)
     return fitted
@@ -160,15 +178,9 @@ def fit_survival_ensemble(
     def dataset(ids: list[Any]) -> MultimodalDataset:
         return MultimodalDataset(dict(blocks), ids, bins.targets(outcomes.loc[ids, "time"].to_numpy(), outcomes.loc[ids, "event"].to_numpy()))
 
-    train, validation = dataset(fit), dataset(stop)
-    settings = {**SMALL_COHORT_TRAINING, **dict(training or {})}
-    fitted = []
-    for member in range(members):
-        model = MultimodalModel(train.block_features, fusion="concat", n_outputs=bins.n_bins, **dict(model_options or {}))
-        fit_fusion(model, train, validation, task="discrete_survival", epochs=epochs, device=device, seed=seed + 1000 * member, progress=False,
-                   ledger=ledger, step=step, **settings)  # fmt: skip
-        fitted.append(model)
-    return fitted
+    return _train_members(
+        dataset(fit), dataset(stop), "discrete_survival", bins.n_bins, members, seed, model_options, training, epochs, device, ledger, step
+    )
 
 
 def predict_survival_ensemble(
