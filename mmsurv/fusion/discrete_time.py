@@ -185,7 +185,7 @@ def discrete_time_nll(logits: torch.Tensor, target: torch.Tensor, *, alpha: floa
         A scalar.
     """
     if target.ndim != 2 or target.shape[1] != 2 or len(target) != len(logits):
-        raise ValueError(f"target must be (batch, 2) = [bin, event] for {len(logits)} rows of logits, got {tuple(target.shape)}")
+        raise ValueError(f"target must be (batch, 2) = [position, event] for {len(logits)} rows of logits, got {tuple(target.shape)}")
     n_bins = logits.shape[1]
     position, event = target[:, 0].to(logits.dtype), target[:, 1].to(logits.dtype)
     if bool((position < 0).any()) or bool((position > n_bins).any()):

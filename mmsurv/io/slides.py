@@ -21,9 +21,10 @@ For JPEG, tiffslide: measured on a 40,960 px SVS with ``benchmarks/tiling.py`` (
 2,575 vs 1,133 tiles/s, shuffled 1,457 vs 1,013 - mostly because a strip read decodes each JPEG
 tile once and tiffslide returns RGB rather than premultiplied RGBA. For JPEG 2000, OpenSlide:
 tiffslide (through tifffile) hands 33003's YCbCr samples back *as RGB* - every colour wrong,
-without an error - and read JPEG 2000 tiles more slowly than OpenSlide in every path measured
-(33005, 16,384 px slide: 1.1x to 3.1x; the README's benchmark notes). Asking for tiffslide on a 33003 file is refused. Non-TIFF
-formats (Hamamatsu, MIRAX, Philips, ...) go to OpenSlide, which reads them.
+without an error - and reads JPEG 2000 tiles more slowly than OpenSlide in every path measured
+(33005, 16,384 px slide: 1.1x to 3.1x; the README's benchmark notes). Asking for tiffslide on a
+33003 file is refused. Non-TIFF formats (Hamamatsu, MIRAX, Philips, ...) go to OpenSlide, which
+reads them.
 
 References
 ----------
@@ -62,9 +63,9 @@ __all__ = [
 
 BACKENDS = ("auto", "openslide", "tiffslide")
 _TIFF_SUFFIXES = {".svs", ".tif", ".tiff"}
-#: TIFF compression codes of JPEG 2000 tiles: Aperio YCbCr (33003), Aperio "lossy" (33004),
-#: Aperio RGB (33005), and the generic code (34712).
-JPEG2000_COMPRESSIONS = frozenset({33003, 33004, 33005, 34712})
+#: TIFF compression codes of JPEG 2000 tiles: Aperio YCbCr (33003), Aperio RGB (33005) - the two
+#: OpenSlide's Aperio reader documents - and the generic code (34712).
+JPEG2000_COMPRESSIONS = frozenset({33003, 33005, 34712})
 #: Aperio's JPEG 2000 with YCbCr samples: tiffslide returns them unconverted, as if they were RGB.
 APERIO_J2K_YCBCR = 33003
 
