@@ -237,9 +237,9 @@ def curves_on_grid(curves: np.ndarray, bins: TimeBins, grid: np.ndarray) -> np.n
     if curves.ndim != 2 or curves.shape[1] != bins.n_bins:
         raise ValueError(f"curves must have {bins.n_bins} columns (one per bin), got shape {curves.shape}")
     start = np.column_stack([np.ones(len(curves)), curves[:, :-1]])  # survival at the start of each bin
-    k = bins.bin_of(grid)
-    width = bins.edges[k + 1] - bins.edges[k]
-    fraction = np.clip((grid - bins.edges[k]) / width, 0.0, 1.0)
+    position = bins.position(grid)
+    k = np.minimum(np.floor(position), bins.n_bins - 1).astype(int)
+    fraction = position - k
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(start[:, k] > 0, curves[:, k] / start[:, k], 0.0)
     return start[:, k] * ratio**fraction
