@@ -1,7 +1,7 @@
 """``mmsurv embed``: per-slide feature files, the local and Ray engines, resuming after a kill, bad input, tissue outlines.
 
-The engines run on the smoke virtual cohort's 120 slides (small CNN, 64-px tiles at 1 um/px:
-21,803 tiles) plus one slide cut short, each in a child process that kills itself with SIGKILL
+The engines run on 30 of the smoke virtual cohort's 120 slides (small CNN, 64-px tiles at 1 um/px:
+5,418 tiles) plus one slide cut short, each in a child process that kills itself with SIGKILL
 once a few slides are written - a real kill, mid-run - and then again to completion. Both
 write tissue outlines (``outlines=True``), which must be the same files.
 """
@@ -69,11 +69,14 @@ def _run(cohort: Path, out: Path, engine: str, kill_after: int = 0) -> dict | No
     return json.loads(next(line for line in stdout.splitlines() if line.startswith("SUMMARY "))[len("SUMMARY ") :])
 
 
+N_SLIDES = 30  # of the smoke cohort's 120: a kill mid-run on both engines in 2.3 min, where all 120 took 6
+
+
 @pytest.fixture(scope="module")
 def slide_folder(virtual_files, tmp_path_factory) -> Path:
-    """The smoke brca cohort's slides (links) in one folder, with one more slide cut short."""
+    """The first N_SLIDES of the smoke brca cohort's slides (links) in one folder, with one more slide cut short."""
     folder = tmp_path_factory.mktemp("slides")
-    slides = find_slides(virtual_files["brca"].root)
+    slides = dict(sorted(find_slides(virtual_files["brca"].root).items())[:N_SLIDES])
     for path in slides.values():
         (folder / path.name).symlink_to(path.resolve())
     first = next(iter(slides.values()))
@@ -112,7 +115,7 @@ def test_local_and_ray_engines_resume_after_a_kill_and_write_the_same_files(slid
         assert np.array_equal(a.coords, b.coords) and a.attrs == b.attrs
         np.testing.assert_allclose(b.features, a.features, rtol=0, atol=1e-5)
         n_tiles += len(a)
-    assert n_tiles > 10_000
+    assert n_tiles > 4_000  # 5,418 tiles on the 30 whole slides
 
 
 def test_cli_names_a_truncated_slide_skips_it_and_counts_it(slide_folder, tmp_path, capsys):

@@ -143,3 +143,44 @@ def test_calibration_figure_shows_the_three_views(tmp_path):
     assert "ICI" in " ".join(t.get_text() for t in middle.get_legend().get_texts())
     assert right.get_title().startswith("D-calibration: p = ")
     fig.savefig(tmp_path / "calibration.png")
+
+
+def test_survival_scores_match_scikit_survival_and_survivaleval_on_gbsg2(gbsg2_curves):
+    """One row of notebook 04/05's survival table, each measure against its reference: scikit-survival's (0.28 in the lock)
+    ``concordance_index_ipcw``, ``cumulative_dynamic_auc``, ``brier_score`` and ``integrated_brier_score`` (IPCW with the
+    training censoring distribution), SurvivalEVAL's D-calibration."""
+    from sksurv.metrics import brier_score, concordance_index_ipcw, cumulative_dynamic_auc, integrated_brier_score
+    from SurvivalEVAL.evaluations.calibration.distributional.distribution_calibration import d_calibration as reference_d_calibration
+
+    from mmsurv.metrics import survival_scores
+
+    curves, grid, time, event, train = gbsg2_curves
+    test = np.array(list(zip(event, time)), dtype=train.dtype)
+    horizon, tau, start = 1825.0, 2000.0, 365.0
+    risk = -curves.sum(axis=1)
+    row = survival_scores(
+        time, event, risk, horizon, train_time=train["time"], train_event=train["cens"], tau=tau, curves=curves, grid=grid, integrate_from=start
+    )
+    assert row["uno_c"] == pytest.approx(concordance_index_ipcw(train, test, risk, tau=tau)[0], abs=1e-9)
+    assert row["td_auc_at_horizon"] == pytest.approx(cumulative_dynamic_auc(train, test, risk, [horizon])[0][0], abs=1e-9)
+    at_horizon = predicted_survival_at(curves, grid, np.full(len(time), horizon))
+    assert row["brier_at_horizon"] == pytest.approx(brier_score(train, test, at_horizon[:, None], [horizon])[1][0], abs=1e-9)
+    span = (grid >= start) & (grid <= tau)
+    assert row["integrated_brier"] == pytest.approx(integrated_brier_score(train, test, curves[:, span], grid[span]), abs=1e-9)
+    assert row["d_calibration_p"] == pytest.approx(
+        reference_d_calibration(predicted_survival_at(curves, grid, time), event.astype(int))[1], abs=1e-12
+    )
+
+    # a landmark classifier gives P(event by the horizon) only: ranking and the Brier score there, no curve measure
+    classifier = survival_scores(
+        time, event, 1 - at_horizon, horizon, train_time=train["time"], train_event=train["cens"], tau=tau, survival_at_horizon=at_horizon
+    )
+    assert (
+        classifier["brier_at_horizon"] == pytest.approx(row["brier_at_horizon"])
+        and np.isnan(classifier["integrated_brier"])
+        and np.isnan(classifier["d_calibration_p"])
+    )
+    ranking_only = survival_scores(time, event, risk, horizon, train_time=train["time"], train_event=train["cens"], tau=tau)
+    assert np.isnan(ranking_only["brier_at_horizon"]) and ranking_only["uno_c"] == pytest.approx(row["uno_c"])
+    with pytest.raises(ValueError, match="grid"):
+        survival_scores(time, event, risk, horizon, train_time=train["time"], train_event=train["cens"], curves=curves)

@@ -29,6 +29,7 @@ from .survival_calibration import (
     one_calibration,
     predicted_survival_at,
 )
+from .survival_summary import survival_scores
 from .time_dependent import brier_score, integrated_brier_score, time_dependent_auc, truncation_time
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "resample_counts",
     "roc_auc",
     "spearman",
+    "survival_scores",
     "predicted_survival_at",
     "time_dependent_auc",
     "truncation_time",
