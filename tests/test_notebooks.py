@@ -866,10 +866,11 @@ def test_cervical_mri_survival_native_model_keeps_the_censored_and_beats_its_per
     table = native["table"]
     model, oracle = table["MSM-TC, survival-native (every training patient)"], table["oracle (planted risk)"]
     permuted = table["permuted control (survival-native, mean)"]["uno_c"]
-    # external Uno's C at smoke seeds 0-7: 0.786 / 0.742 / 0.756 / 0.771 / 0.631 / 0.728 / 0.677 / 0.731; its permuted control (the
+    # external Uno's C at smoke seeds 0-7: 0.782 / 0.769 / 0.735 / 0.777 / 0.688 / 0.756 / 0.688 / 0.726; its permuted control (the
     # mean of 3 survival heads on shuffled worlds) 0.452 / 0.580 / 0.572 / 0.507 / 0.527 / 0.522 / 0.526 / 0.619; the oracle 0.841 /
-    # 0.844 / 0.758 / 0.831 / 0.763 / 0.842 / 0.809 / 0.811. The smallest gap to the control is 0.104 (seed 4); at seed 2 the model
-    # came within 0.002 of the oracle (~160 external patients: no model beats the planted risk beyond noise)
+    # 0.844 / 0.758 / 0.831 / 0.763 / 0.842 / 0.809 / 0.811. The smallest gap to the control is 0.107 (seed 7); the model stayed below
+    # the oracle at every seed, by 0.023 at seed 2 (and by 0.002 there with 2 fused members): ~160 external patients, so the bound
+    # allows the noise of a Uno's C and catches only a model that beats the planted risk beyond it (a leak)
     assert model["uno_c"] > permuted + 0.05
     assert model["uno_c"] < oracle["uno_c"] + 0.05
     assert abs(permuted - 0.5) < 0.2
