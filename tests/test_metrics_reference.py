@@ -72,6 +72,33 @@ def test_brier_and_integrated_brier_match_sksurv(real_survival):
     )
 
 
+def test_brier_scores_patients_followed_beyond_the_training_patients(real_survival):
+    """An external patient followed longer than any training patient is a control at every time scored: the Brier score does
+    not need the censoring distribution at her own time. scikit-survival refuses such a patient when the longest training
+    follow-up ends in an event (the censoring distribution then never reaches 0); the reference is its score with her follow-up
+    cut to just under the training maximum, which leaves her a control at every time."""
+    _, time, event, risk = real_survival
+    train = np.arange(len(time)) % 2 == 0
+    train_time, train_event = time[train], event[train].copy()
+    longest = np.argmax(train_time)
+    train_event[longest] = 1
+    test_time, test_event = time[~train], event[~train]
+    test_time = np.where(np.arange(len(test_time)) < 5, train_time.max() + 100.0, test_time)  # five followed beyond the training patients
+    times = np.quantile(test_time[test_event == 1], [0.2, 0.5, 0.8])
+    assert times[-1] < train_time.max() - 1
+    scaled = (risk[~train] - risk.min()) / (np.ptp(risk) + 1e-12)
+    surv = np.exp(-np.outer(0.5 + scaled, times / times.max()))
+    y_train = Surv.from_arrays(train_event, train_time)
+    with pytest.raises(ValueError, match="largest observed time"):
+        sk.brier_score(y_train, Surv.from_arrays(test_event, test_time), surv, times)
+    cut = Surv.from_arrays(test_event, np.minimum(test_time, train_time.max() - 1))
+    np.testing.assert_allclose(
+        metrics.brier_score(test_time, test_event, surv, times, train_time=train_time, train_event=train_event),
+        sk.brier_score(y_train, cut, surv, times)[1],
+        atol=TOL,
+    )
+
+
 def test_binary_auc_and_average_precision_match_sklearn(real_survival):
     _, time, event, risk = real_survival
     label = event  # "did the event happen" scored by risk; risks are heavily tied

@@ -203,7 +203,12 @@ def brier_score(
         raise ValueError("surv_prob must be finite probabilities in [0, 1]")
     censoring = fit_censoring_distribution(train_time, train_event)
     g_at_times = censoring(times)
-    g_at_own_time = censoring(time)
+    # G at a patient's own time enters only as a case's weight (an event at or before the last time); a patient followed
+    # beyond every time is a control throughout, and may be followed beyond the training patients (scikit-survival refuses
+    # that whenever the last training time is an event, although the score does not depend on G there)
+    g_at_own_time = np.ones(len(time))
+    weighted = event & (time <= times[-1])
+    g_at_own_time[weighted] = censoring(time[weighted])
     with np.errstate(divide="ignore"):
         inv_g_times = np.where(g_at_times > 0, 1.0 / g_at_times, 0.0)
         inv_g_own = np.where(g_at_own_time > 0, 1.0 / g_at_own_time, 0.0)
