@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..validation import check_scores, check_survival
-from .censoring import fit_censoring_distribution, risk_set_counts
+from .censoring import CensoringDistribution, fit_censoring_distribution, risk_set_counts
 
 __all__ = ["time_dependent_auc", "brier_score", "integrated_brier_score", "truncation_time"]
 
@@ -21,6 +21,21 @@ def _check_times(times: np.ndarray) -> np.ndarray:
     if (np.diff(times) <= 0).any():
         raise ValueError("times must be strictly increasing")
     return times
+
+
+def _censoring_at_case_times(
+    censoring: CensoringDistribution, time: np.ndarray, event: np.ndarray, last_time: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """G at each patient's own time where an IPCW measure needs it - the cases, events at or before ``last_time`` - and 1 elsewhere.
+
+    A patient followed beyond every scored time is a control throughout: her own time may lie beyond the training follow-up,
+    where G is unknown (scikit-survival refuses her whenever the longest training follow-up ends in an event), and no weight
+    uses it. Returns G and the mask of cases.
+    """
+    cases = event & (time <= last_time)
+    g = np.ones(len(time))
+    g[cases] = censoring(time[cases])
+    return g, cases
 
 
 def time_dependent_auc(
@@ -73,11 +88,10 @@ def time_dependent_auc(
         raise ValueError(f"risk must be finite with shape (n,) or (n, {len(times)}), got {risk_2d.shape}")
     censoring = fit_censoring_distribution(train_time, train_event)
     case_weight = np.zeros_like(time)
-    weighted = event & (time <= times[-1])  # only cases at or before the last time count: G is never needed past it
-    g = censoring(time[weighted])
-    if (g == 0).any():
+    g, weighted = _censoring_at_case_times(censoring, time, event, times[-1])
+    if (g[weighted] == 0).any():
         raise ValueError("the censoring survival function is zero at an event time: IPC weights are infinite")
-    case_weight[weighted] = 1.0 / g
+    case_weight[weighted] = 1.0 / g[weighted]
 
     auc = np.empty(len(times))
     for k, t in enumerate(times):
@@ -203,12 +217,7 @@ def brier_score(
         raise ValueError("surv_prob must be finite probabilities in [0, 1]")
     censoring = fit_censoring_distribution(train_time, train_event)
     g_at_times = censoring(times)
-    # G at a patient's own time enters only as a case's weight (an event at or before the last time); a patient followed
-    # beyond every time is a control throughout, and may be followed beyond the training patients (scikit-survival refuses
-    # that whenever the last training time is an event, although the score does not depend on G there)
-    g_at_own_time = np.ones(len(time))
-    weighted = event & (time <= times[-1])
-    g_at_own_time[weighted] = censoring(time[weighted])
+    g_at_own_time, _ = _censoring_at_case_times(censoring, time, event, times[-1])
     with np.errstate(divide="ignore"):
         inv_g_times = np.where(g_at_times > 0, 1.0 / g_at_times, 0.0)
         inv_g_own = np.where(g_at_own_time > 0, 1.0 / g_at_own_time, 0.0)
