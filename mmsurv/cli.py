@@ -85,14 +85,24 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt_once(signum: int, frame: object) -> None:
+    """SIGINT handler: raise KeyboardInterrupt, and ignore every later SIGINT of this process."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def _generate(args: argparse.Namespace) -> int:
     import signal
     import time
 
     # SIGINT (Ctrl-C, and how the runner stops a write-ahead writer) must raise KeyboardInterrupt,
     # which deletes the half-written cohort, even in a process started with SIGINT ignored: a
-    # shell's background job starts so, and its children inherit it (CI run as `... &` did)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # shell's background job starts so, and its children inherit it (CI run as `... &` did).
+    # Only the first one: a second (Ctrl-C twice, or the runner's stop just after a first) would
+    # break off that deletion halfway and leave the partial folder behind
+    signal.signal(signal.SIGINT, _interrupt_once)
 
     from .virtual import COHORTS, virtual_cohort_files
 

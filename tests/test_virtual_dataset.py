@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mmsurv.cli import main
@@ -37,6 +39,42 @@ def test_interrupted_generation_leaves_nothing_that_looks_complete(tmp_path, mon
         virtual_cohort_files("brca", data_dir=tmp_path, progress=False)
     # only the empty lock file that serialises writers stays behind
     assert [p.name for p in (tmp_path / "virtual").iterdir()] == [".brca-seed0-smoke.lock"]
+
+
+def test_a_partial_folder_left_by_a_killed_writer_is_removed_by_the_next(tmp_path, monkeypatch):
+    import pandas as pd
+
+    def writer(root, seed, size, pool):
+        return pd.DataFrame({"patient_id": ["VIRT-01-0000"], "true_risk": [0.5]})
+
+    monkeypatch.setitem(virtual_dataset._WRITERS, "brca", writer)
+    stale = tmp_path / "virtual" / ".brca-seed0-smoke.partial-99999"  # a writer killed by SIGKILL mid-cohort
+    (stale / "slides").mkdir(parents=True)
+    (stale / "slides" / "half.tiff").write_bytes(b"II*\x00")
+    virtual_cohort_files("brca", data_dir=tmp_path, progress=False)
+    assert sorted(p.name for p in (tmp_path / "virtual").iterdir()) == [".brca-seed0-smoke.lock", "brca-seed0-smoke"]
+
+
+def _slow_job(folder: str, number: int) -> None:
+    """A stand-in for writing one slide; job 0 is where Ctrl-C arrives."""
+    import time
+    from pathlib import Path
+
+    if number == 0:
+        raise KeyboardInterrupt
+    time.sleep(0.2)
+    (Path(folder) / f"{number}.done").touch()
+
+
+def test_ctrl_c_drops_the_jobs_not_started(tmp_path):
+    """The pool stops after the jobs already running, so the interrupted cohort's folder can go at once."""
+    jobs = [(str(tmp_path), number) for number in range(100)]
+    with pytest.raises(KeyboardInterrupt):
+        virtual_dataset._Pool(2, False, "test").run(_slow_job, jobs, "slides")
+    finished = len(list(tmp_path.glob("*.done")))
+    assert finished < 50  # all 99 took 10 s on two workers, with the test blocked in run() meanwhile
+    time.sleep(0.5)
+    assert len(list(tmp_path.glob("*.done"))) == finished  # and no worker goes on after run() has returned
 
 
 def test_two_processes_asking_for_one_cohort_get_one_writer(tmp_path):

@@ -262,12 +262,15 @@ def _cohort_files(name: str, root: Path, seed: int, size: str, workers: int | No
             f"{root}: written by other generator code (fingerprint {info.get('generator_fingerprint')}, now {fingerprint}); writing the cohort again",
             stacklevel=3,
         )
+    # under the lock no other process writes this cohort: a partial folder here was left by a writer
+    # killed outright (SIGKILL, power loss), which had no chance to remove it
+    for stale in root.parent.glob(f".{root.name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     partial = root.with_name(f".{root.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     started = time.perf_counter()
     writer = _WRITERS[name]
     try:
+        partial.mkdir(parents=True)
         truth = writer(partial, _cohort_seed(name, seed), SIZES[size], _Pool(workers, progress, name))
         truth.to_csv(partial / "truth.tsv", sep="\t", index=False)
         info = {
@@ -315,13 +318,20 @@ class _Pool:
                     results.append(function(*job))
                     bar.update()
                 return results
-            with ProcessPoolExecutor(self.workers) as pool:
+            pool = ProcessPoolExecutor(self.workers)
+            try:
                 futures = [pool.submit(function, *job) for job in jobs]
                 results = []
                 for future in futures:
                     results.append(future.result())
                     bar.update()
-                return results
+            except BaseException:
+                # Ctrl-C (or a failed job): drop the jobs not started yet, so the caller can remove
+                # its partial folder at once; a plain ``with`` block would first run every queued job
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
+            return results
         finally:
             bar.close()
 
