@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -120,6 +122,77 @@ def test_lasso_cox_selects_planted_features_over_noise():
     assert result.coefficients["proliferation"] > 0 and result.coefficients["immune"] < 0
     assert result.cv_table.mean_c_index.max() > 0.68
     assert result.risk(features).shape == (len(patients),)
+
+
+def test_lasso_cox_scores_each_fold_at_every_penalty_when_its_path_ends_early(monkeypatch):
+    """Coxnet ends a path once the deviance stops improving, as glmnet does; glmnet's ``predict(s = lambda)`` then gives a
+    fold's last fit for the smaller penalties. Left unscored, a small penalty's mean C came from the folds that reached it
+    only: here one fold's 0.765 was the best mean, its standard error was undefined and the one-standard-error rule crashed."""
+    from mmsurv.stats import lasso_cox
+
+    rng = np.random.default_rng(19)
+    features = pd.DataFrame((rng.random((40, 4)) < 0.1).astype(float), columns=list("abcd"))  # rare mutations
+    time, event = rng.exponential(1000, 40), rng.random(40) < 0.6
+    lengths, fit_path = [], lasso_cox._fit_path
+
+    def recording(x, y, l1_ratio, alphas):
+        path = fit_path(x, y, l1_ratio, alphas)
+        lengths.append(len(path.alphas_))
+        return path
+
+    monkeypatch.setattr(lasso_cox, "_fit_path", recording)
+    result = stats.fit_lasso_cox(features, time, event, seed=0, one_standard_error=True)
+    assert min(lengths[1:]) < lengths[0] == len(result.cv_table)  # a fold's path stopped before the grid's end
+    assert np.isfinite(result.fold_c_index).all() and result.cv_table["sd_c_index"].notna().all()
+
+
+def test_lasso_cox_path_keeps_the_penalties_that_converged(monkeypatch):
+    """Coxnet spends ``max_iter`` over the whole path and returns the unfinished fits after it with a ConvergenceWarning;
+    glmnet keeps the solutions for the larger penalties only, and so does the kit (here with a budget of 50 iterations)."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sksurv.linear_model import CoxnetSurvivalAnalysis
+    from sksurv.util import Surv
+
+    from mmsurv.stats import lasso_cox
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(80, 6)), Surv.from_arrays(rng.random(80) < 0.6, rng.exponential(1000, 80))
+    monkeypatch.setattr(lasso_cox, "_MAX_ITER", 50)
+    grid = lasso_cox._fit_path(x, y, 1.0, None).alphas_
+    with pytest.warns(ConvergenceWarning):  # what coxnet returns: the same grid, its end unfinished
+        unfinished = CoxnetSurvivalAnalysis(l1_ratio=1.0, alphas=np.append(grid, grid[-1] * 0.9), max_iter=50).fit(x, y)
+    assert 1 < len(grid) < 48 and len(unfinished.alphas_) > len(grid)  # 48 penalties converge with the default budget
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        CoxnetSurvivalAnalysis(l1_ratio=1.0, alphas=grid, max_iter=50).fit(x, y)  # every kept penalty converged
+    # a fold whose first penalty already fails stays unscored (rare mutations; fold 4 of this cohort, default budget)
+    monkeypatch.setattr(lasso_cox, "_MAX_ITER", 100_000)
+    rng = np.random.default_rng(168)
+    features = pd.DataFrame((rng.random((40, 4)) < 0.1).astype(float), columns=list("abcd"))
+    time, event = rng.exponential(1000, 40), rng.random(40) < 0.6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = stats.fit_lasso_cox(features, time, event, seed=0)
+    assert np.isnan(result.fold_c_index).all(axis=1).tolist() == [False, False, False, False, True]
+
+
+def test_lasso_cox_that_selects_nothing_says_so_without_a_warning():
+    rng = np.random.default_rng(14)  # pure noise: at this seed no feature enters any fold's path
+    features = pd.DataFrame(rng.normal(size=(60, 5)), columns=list("abcde"))
+    time, event = rng.exponential(1000, 60), rng.random(60) < 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # coxnet's "all coefficients are zero" is a result here: nothing selected
+        result = stats.fit_lasso_cox(features, time, event, seed=0, one_standard_error=True)
+    assert result.selected == [] and (result.risk(features) == 0).all()
+
+
+def test_lasso_cox_refuses_too_few_events_to_cross_validate():
+    rng = np.random.default_rng(0)
+    features = pd.DataFrame(rng.normal(size=(30, 3)), columns=list("abc"))
+    event = np.zeros(30, dtype=bool)
+    event[:1] = True  # one death: a single fold can rank anyone
+    with pytest.raises(ValueError, match="too few events to choose a penalty"):
+        stats.fit_lasso_cox(features, rng.exponential(1000, 30), event, seed=0)
 
 
 def test_oracle_survival_is_calibrated():

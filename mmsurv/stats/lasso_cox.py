@@ -8,11 +8,13 @@ cross-validation on the training set (Harrell's C on the held-out fold), never o
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
 from sksurv.linear_model import CoxnetSurvivalAnalysis
 from sksurv.util import Surv
@@ -62,9 +64,64 @@ class LassoCoxResult:
         return standardised.to_numpy() @ self.coefficients.to_numpy()
 
 
-def _fit_path(x: np.ndarray, y: np.ndarray, l1_ratio: float, alphas: np.ndarray | None) -> CoxnetSurvivalAnalysis:
-    model = CoxnetSurvivalAnalysis(l1_ratio=l1_ratio, alphas=alphas, n_alphas=50, alpha_min_ratio=0.01, max_iter=100000)
-    return model.fit(x, y)
+_MAX_ITER = 100_000  # coxnet's iterations over a whole path
+
+
+def ignore_empty_path_warning() -> None:
+    """Inside ``warnings.catch_warnings()``: coxnet's "all coefficients are zero" is a result (nothing selected), not a warning."""
+    warnings.filterwarnings("ignore", message="all coefficients are zero", category=UserWarning)
+
+
+def _fit_path(x: np.ndarray, y: np.ndarray, l1_ratio: float, alphas: np.ndarray | None) -> CoxnetSurvivalAnalysis | None:
+    """Coxnet's path, down to the smallest penalty at which it converged (``None``: not even the first).
+
+    Coxnet counts its iterations over the whole path: once ``max_iter`` is spent (a feature that
+    splits the events from the rest, whose coefficient grows without bound as the penalty falls,
+    e.g. a gene mutated in three patients who all died), every later penalty gets an unfinished
+    fit, and coxnet returns them with a ``ConvergenceWarning``. glmnet instead keeps "the
+    solutions for larger lambdas" only; so does this, by refitting the longest head of the grid
+    that converges (warm starts make a head's fits the same as the full path's). A path on which
+    no feature enters at any penalty is a result (nothing selected), not a warning.
+    """
+
+    def fit(grid: np.ndarray | None) -> CoxnetSurvivalAnalysis:
+        model = CoxnetSurvivalAnalysis(l1_ratio=l1_ratio, alphas=grid, n_alphas=50, alpha_min_ratio=0.01, max_iter=_MAX_ITER)
+        with warnings.catch_warnings():
+            ignore_empty_path_warning()
+            warnings.simplefilter("error", ConvergenceWarning)
+            return model.fit(x, y)
+
+    try:
+        return fit(alphas)
+    except ConvergenceWarning:
+        pass
+    if alphas is None:  # the grid coxnet would make, from a run whose unfinished end is dropped below
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            alphas = CoxnetSurvivalAnalysis(l1_ratio=l1_ratio, n_alphas=50, alpha_min_ratio=0.01, max_iter=_MAX_ITER).fit(x, y).alphas_
+    converged, failed = 0, len(alphas)
+    while failed - converged > 1:  # the iteration count only grows along the path: bisect for the last penalty that converges
+        middle = (converged + failed) // 2
+        try:
+            fit(alphas[:middle])
+            converged = middle
+        except ConvergenceWarning:
+            failed = middle
+    return fit(alphas[:converged]) if converged else None
+
+
+def _on_every_penalty(path: CoxnetSurvivalAnalysis, n_alphas: int) -> np.ndarray:
+    """The path's coefficients at each of ``n_alphas`` penalties, shape (n_features, n_alphas).
+
+    Coxnet, as glmnet, ends a path early once the deviance stops improving, so a fold's path can
+    stop before the smallest penalty of the grid. glmnet's ``predict(fit, s = lambda)`` then
+    uses the last fitted coefficients for the smaller penalties (``lambda.interp`` clamps to the
+    path's end); so does this. Without it those penalties had no C-index in that fold, and the
+    cross-validated mean at a small penalty came from the folds that reached it only.
+    """
+    coefficients = path.coef_
+    missing = n_alphas - coefficients.shape[1]
+    return np.concatenate([coefficients, np.repeat(coefficients[:, -1:], missing, axis=1)], axis=1) if missing > 0 else coefficients
 
 
 def _cv_summary(scores: np.ndarray, fold_sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,28 +197,42 @@ def fit_lasso_cox(
     mean, scale = features.mean(), features.std(ddof=0).replace(0, 1.0)
     x = ((features - mean) / scale).to_numpy(dtype=float)
     y = Surv.from_arrays(event, time)
-    alphas = _fit_path(x, y, l1_ratio, None).alphas_
+    full = _fit_path(x, y, l1_ratio, None)
+    assert full is not None  # its first penalty is the largest coxnet computes, where every coefficient is zero
+    alphas = full.alphas_
 
     folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     scores = np.full((n_folds, len(alphas)), np.nan)
     fold_sizes = np.zeros(n_folds)
     for k, (train, valid) in enumerate(folds.split(x, event)):
         fold_sizes[k] = len(valid)
+        if not event[train].any():  # nothing to fit: the fold stays unscored
+            continue
         path = _fit_path(x[train], y[train], l1_ratio, alphas)
-        for a, coefficients in enumerate(path.coef_.T):
+        if path is None:  # a fold whose fit at the largest penalty did not converge stays unscored, as one without events
+            continue
+        for a, coefficients in enumerate(_on_every_penalty(path, len(alphas)).T):
             try:
                 scores[k, a] = concordance_index(time[valid], event[valid], x[valid] @ coefficients)
             except ValueError:  # fold without comparable pairs
                 pass
+    scored = int((~np.isnan(scores).all(axis=1)).sum())
+    if scored < 2:
+        raise ValueError(
+            f"LASSO-Cox: only {scored} of {n_folds} cross-validation folds had comparable pairs ({int(event.sum())} events in "
+            f"{len(time)} patients): too few events to choose a penalty"
+        )
     mean_c, sd_c = _cv_summary(scores, fold_sizes)
     best = int(np.nanargmax(mean_c))  # alphas are decreasing: a tie goes to the largest penalty, as glmnet's lambda.min
     if one_standard_error:
         within = np.flatnonzero(mean_c >= mean_c[best] - sd_c[best])
         best = int(within.min())  # the largest penalty within one standard error of the best
 
-    final = _fit_path(x, y, l1_ratio, alphas)
-    coefficients = pd.Series(final.coef_[:, best], index=features.columns)
-    cv_table = pd.DataFrame({"alpha": alphas, "mean_c_index": mean_c, "sd_c_index": sd_c, "n_selected": (final.coef_ != 0).sum(axis=0)})
+    final_path = _fit_path(x, y, l1_ratio, alphas)
+    assert final_path is not None  # the same data and grid as ``full``
+    final = _on_every_penalty(final_path, len(alphas))
+    coefficients = pd.Series(final[:, best], index=features.columns)
+    cv_table = pd.DataFrame({"alpha": alphas, "mean_c_index": mean_c, "sd_c_index": sd_c, "n_selected": (final != 0).sum(axis=0)})
     return LassoCoxResult(
         selected=coefficients.index[coefficients != 0].tolist(),
         coefficients=coefficients,

@@ -29,7 +29,7 @@ from sksurv.util import Surv
 
 from ..metrics import concordance_index
 from ..validation import check_survival
-from .lasso_cox import fit_lasso_cox
+from .lasso_cox import fit_lasso_cox, ignore_empty_path_warning
 
 if TYPE_CHECKING:
     from ..ledger import FitLedger
@@ -117,6 +117,7 @@ def selection_stability(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", ConvergenceWarning)  # a fit stopped at max_iter is not a selection: draw another
+                ignore_empty_path_warning()  # a resample on which nothing is selected counts as such
                 model.fit((sample - sample.mean(axis=0)) / scale, Surv.from_arrays(event[rows], time[rows]))
         except (ArithmeticError, ConvergenceWarning):  # coxnet diverges on some resamples (duplicated patients, a tiny penalty)
             continue

@@ -37,6 +37,7 @@ from sksurv.linear_model import CoxnetSurvivalAnalysis
 from sksurv.util import Surv
 
 from ..validation import labelled_ids
+from .lasso_cox import ignore_empty_path_warning
 
 if TYPE_CHECKING:
     from ..ledger import FitLedger
@@ -282,6 +283,7 @@ def lasso_cox_selector(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)  # a fold fit stopped at max_iter is used as it is
+                ignore_empty_path_warning()  # nothing selected: the block predicts the prior
                 model.fit((x - x.mean(axis=0)) / scale, Surv.from_arrays(event, survival.loc[ids, "time"].to_numpy(dtype=float)))
         except ArithmeticError:
             return []
