@@ -57,7 +57,6 @@ def test_a_partial_folder_left_by_a_killed_writer_is_removed_by_the_next(tmp_pat
 
 def _slow_job(folder: str, number: int) -> None:
     """A stand-in for writing one slide; job 0 is where Ctrl-C arrives."""
-    import time
     from pathlib import Path
 
     if number == 0:
